@@ -1,0 +1,173 @@
+"""The OpenAPI 3.1 document of the front API, generated from the pydantic models it uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from sipbridge import __version__
+from sipbridge.api import schemas
+from sipbridge.api.problems import PROBLEM_CONTENT_TYPE
+from sipbridge.catalog._fields import CALL_ID_PATTERN
+from sipbridge.control import CALL_ACTIONS, DialBody, DtmfBody, TransferBody, WarmTransferBody
+
+_REF = "#/components/schemas/{model}"
+_MODELS: tuple[type[BaseModel], ...] = (
+    schemas.PhoneIn,
+    schemas.PhoneOut,
+    schemas.PhoneList,
+    schemas.CallIn,
+    schemas.CallOut,
+    schemas.CallList,
+    schemas.CommandIn,
+    schemas.CommandResultOut,
+    schemas.Problem,
+    TransferBody,
+    WarmTransferBody,
+    DtmfBody,
+    DialBody,
+)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json_body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _ok(model: type[BaseModel], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed JSON",
+        401: "No or unknown API key",
+        404: "Unknown phone, call or action",
+        413: "Body over the limit (commands: 20 KB)",
+        415: "Body is not application/json",
+        422: "A field is missing or invalid; `errors` names it",
+        429: "The phone's queue is full; see Retry-After",
+        502: "The phone refused the command or could not be reached",
+        503: "The tracker database is unavailable",
+        504: "No answer from the phone by the deadline",
+    }
+    problem = {PROBLEM_CONTENT_TYPE: {"schema": _ref(schemas.Problem)}}
+    return {str(s): {"description": text[s], "content": problem} for s in statuses}
+
+
+_COMMAND_ERRORS = (400, 401, 404, 413, 415, 422, 429, 502, 503, 504)
+_FEED_ERRORS = (400, 401, 404, 415, 422, 503)
+
+
+def _path_param(name: str, pattern: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
+def build_openapi() -> dict[str, Any]:
+    _, definitions = models_json_schema([(m, "validation") for m in _MODELS], ref_template=_REF)
+    phone = _path_param("phone", schemas.PHONE_ID_PATTERN, "Phone id (e.g. the extension).")
+    call = _path_param("call_id", CALL_ID_PATTERN, "SIP Call-ID, percent-encoded.")
+    paths: dict[str, Any] = {
+        "/v1/phones": {
+            "get": {
+                "summary": "List registered phones",
+                "responses": {"200": _ok(schemas.PhoneList), **_problems(401, 503)},
+            }
+        },
+        "/v1/phones/{phone}": {
+            "parameters": [phone],
+            "put": {
+                "summary": "Register or refresh a phone",
+                "requestBody": _json_body(schemas.PhoneIn),
+                "responses": {"200": _ok(schemas.PhoneOut), **_problems(*_FEED_ERRORS)},
+            },
+            "get": {
+                "summary": "A registered phone",
+                "responses": {"200": _ok(schemas.PhoneOut), **_problems(401, 404, 422, 503)},
+            },
+            "delete": {
+                "summary": "Forget a phone and its calls",
+                "responses": {"204": {"description": "Removed"}, **_problems(401, 404, 422, 503)},
+            },
+        },
+        "/v1/phones/{phone}/commands": {
+            "parameters": [phone],
+            "post": {
+                "summary": "Send one catalog command to a phone",
+                "requestBody": _json_body(schemas.CommandIn),
+                "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
+            },
+        },
+        "/v1/phones/{phone}/dial": {
+            "parameters": [phone],
+            "post": {
+                "summary": "Place a call from a phone",
+                "requestBody": _json_body(DialBody),
+                "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
+            },
+        },
+        "/v1/calls": {
+            "get": {
+                "summary": "List tracked calls",
+                "parameters": [
+                    {
+                        "name": "phone",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"200": _ok(schemas.CallList), **_problems(401, 503)},
+            }
+        },
+        "/v1/calls/{call_id}": {
+            "parameters": [call],
+            "put": {
+                "summary": "Record which phone holds a call",
+                "requestBody": _json_body(schemas.CallIn),
+                "responses": {"200": _ok(schemas.CallOut), **_problems(*_FEED_ERRORS)},
+            },
+            "get": {
+                "summary": "A tracked call",
+                "responses": {"200": _ok(schemas.CallOut), **_problems(401, 404, 422, 503)},
+            },
+            "delete": {
+                "summary": "Forget a call",
+                "responses": {"204": {"description": "Removed"}, **_problems(401, 404, 422, 503)},
+            },
+        },
+    }
+    for action in CALL_ACTIONS.values():
+        operation: dict[str, Any] = {
+            "summary": action.summary,
+            "description": f"Sends the Poly command `{action.command}` to the phone with the call.",
+            "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
+        }
+        if action.body.model_fields:
+            operation["requestBody"] = _json_body(action.body)
+        paths[f"/v1/calls/{{call_id}}/{action.name}"] = {"parameters": [call], "post": operation}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sipbridge",
+            "version": __version__,
+            "description": "Control calls on Poly phones by SIP Call-ID.",
+        },
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": paths,
+    }

@@ -1,0 +1,202 @@
+"""The `sipbridge` command: serve, demo, phones, calls, openapi."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+import signal
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import ClientSession, web
+from pydantic import ValidationError
+
+from sipbridge.api import create_app
+from sipbridge.api.openapi import build_openapi
+from sipbridge.config import ConfigFileError, Settings, load_settings
+from sipbridge.errors import SipBridgeError
+from sipbridge.sim import SimPhone, SimPhoneServer
+from sipbridge.tracker import TrackerStore
+
+log = logging.getLogger("sipbridge")
+
+DEMO_API_KEY = "demo-key-change-me"
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML settings file (SIPBRIDGE_* variables override it).",
+)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException("invalid settings:\n" + "\n".join(lines)) from exc
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise click.ClickException(f"cannot read the settings: {exc}") from exc
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(package_name="sipbridge")
+def main() -> None:
+    """Control calls on Poly phones by SIP Call-ID."""
+
+
+@main.command()
+@config_option
+def serve(config_file: Path | None) -> None:
+    """Run the gateway: HTTP API and SIP user agent."""
+    settings = _settings(config_file)
+    _logging(settings)
+    asyncio.run(_serve(settings, demo_phones=0))
+
+
+@main.command()
+@config_option
+@click.option("--phones", default=2, show_default=True, type=click.IntRange(1, 50))
+def demo(config_file: Path | None, phones: int) -> None:
+    """Run the gateway with simulated phones, each holding a call, and print curl lines."""
+    overrides: dict[str, Any] = {}
+    settings = _settings(config_file)
+    if not settings.api_keys:
+        overrides["api_keys"] = (DEMO_API_KEY,)
+    if "data_dir" not in settings.model_fields_set:
+        overrides["data_dir"] = Path(tempfile.mkdtemp(prefix="sipbridge-demo-"))
+    settings = settings.model_copy(update=overrides)
+    _logging(settings)
+    asyncio.run(_serve(settings, demo_phones=phones))
+
+
+async def _serve(settings: Settings, *, demo_phones: int) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+    except SipBridgeError as exc:
+        raise click.ClickException(exc.detail) from exc
+    except Exception as exc:  # a port in use, a bad address: say so, no traceback
+        await runner.cleanup()
+        raise click.ClickException(f"cannot start: {exc}") from exc
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise click.ClickException(
+            f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}"
+        ) from exc
+    log.info("HTTP API on http://%s:%d/v1", settings.http_host, settings.http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    servers: list[SimPhoneServer] = []
+    try:
+        if demo_phones:
+            servers = await _start_demo(settings, demo_phones)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for server in servers:
+            await server.stop()
+        await runner.cleanup()
+
+
+async def _start_demo(settings: Settings, count: int) -> list[SimPhoneServer]:
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    key = settings.api_keys[0]
+    headers = {"Authorization": f"Bearer {key}"}
+    servers = []
+    async with ClientSession(base, headers=headers) as http:
+        for index in range(count):
+            extension = str(1001 + index)
+            server = SimPhoneServer(
+                SimPhone(extension, host=settings.sip_host), host=settings.sip_host
+            )
+            await server.start()
+            servers.append(server)
+            call = server.phone.add_call(
+                state="connected", remote=f"sip:{2001 + index}@example.net"
+            )
+            ua = "PolyEdge-E450-UA/8.3.0.0123 (simulated)"
+            for path, body in (
+                (f"/v1/phones/{extension}", {"contact": server.contact, "user_agent": ua}),
+                (f"/v1/calls/{call.call_id}", {"phone": extension, "state": "connected"}),
+            ):
+                async with http.put(path, json=body) as response:
+                    response.raise_for_status()
+            log.info(
+                "simulated phone %s on %s holds call %s", extension, server.contact, call.call_id
+            )
+    first = servers[0]
+    call_id = next(iter(first.phone.calls))
+    auth = shlex.quote(f"Authorization: Bearer {key}")
+    print(
+        f"""
+sipbridge demo is running: {count} simulated phones, each holding one call.
+Try (in another terminal):
+
+  curl -s -H {auth} {base}/v1/calls
+  curl -s -X POST -H {auth} {base}/v1/calls/{call_id}/hold
+  curl -s -X POST -H {auth} {base}/v1/calls/{call_id}/resume
+  curl -s -X POST -H {auth} -H 'Content-Type: application/json' \\
+       -d '{{"digits": "123#"}}' {base}/v1/calls/{call_id}/dtmf
+  curl -s -H {auth} {base}/v1/calls/{call_id}
+
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+    return servers
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+
+
+@main.command()
+@config_option
+def phones(config_file: Path | None) -> None:
+    """List the registered phones in the tracker database."""
+    store = TrackerStore(_settings(config_file).database_path)
+    for phone in store.phones():
+        click.echo(
+            f"{phone.id}\t{phone.contact}\t{phone.transport}\tuntil {_when(phone.registered_until)}"
+            f"\t{phone.user_agent or '-'}"
+        )
+
+
+@main.command()
+@config_option
+def calls(config_file: Path | None) -> None:
+    """List the tracked calls in the tracker database."""
+    store = TrackerStore(_settings(config_file).database_path)
+    for call in store.calls():
+        click.echo(f"{call.call_id}\t{call.phone_id}\t{call.state}\tsince {_when(call.first_seen)}")
+
+
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI document of the front API."""
+    click.echo(json.dumps(build_openapi(), indent=2))

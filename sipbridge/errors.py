@@ -1,0 +1,128 @@
+"""Every error sipbridge raises on purpose, in one tree.
+
+    SipBridgeError
+    ├── RequestError              the caller's fault; nothing was sent to a phone
+    │   ├── MalformedBody         body is not parseable JSON
+    │   ├── UnsupportedMediaType  body is not application/json
+    │   ├── PayloadTooLarge       request or composed command over its limit (Poly: 20 KB)
+    │   ├── InvalidInput          a field is missing or breaks its rule (names the fields)
+    │   ├── Unauthorized          no or unknown API key
+    │   ├── NotFound              unknown route, phone, call or action
+    │   │   ├── UnknownPhone
+    │   │   └── UnknownCall
+    │   └── QueueFull             the phone's command queue is full (retry later)
+    ├── RemoteError               the phone or the network misbehaved
+    │   ├── PhoneRejected         the phone answered with a non-2xx final response
+    │   ├── PhoneUnreachable      no route/transport to the phone (local SIP failure)
+    │   └── PhoneTimeout          no final answer before the deadline
+    └── StoreError                the tracker's database failed (our side, not the caller's)
+
+The mapping to HTTP statuses and problem bodies lives in one place only:
+`sipbridge.api.problems`. Foreign exceptions (`pj.Error`, `sqlite3.Error`, pydantic's
+`ValidationError`) are translated into these where they enter, with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class SipBridgeError(Exception):
+    """Base of every error sipbridge raises deliberately."""
+
+    title = "sipbridge error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # Facts about the command that failed (phone, call_id, ...), added to the problem body.
+        self.context: dict[str, object] = {}
+
+
+class RequestError(SipBridgeError):
+    """The request cannot be carried out as given; nothing was sent to a phone."""
+
+
+class MalformedBody(RequestError):
+    title = "Malformed JSON"
+
+
+class UnsupportedMediaType(RequestError):
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(RequestError):
+    title = "Payload too large"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldProblem:
+    """One invalid field: where it is (dotted path) and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class InvalidInput(RequestError):
+    title = "Invalid input"
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        self.problems = tuple(problems)
+        detail = "; ".join(f"{p.field}: {p.message}" for p in self.problems)
+        super().__init__(detail or "invalid input")
+
+    @classmethod
+    def one(cls, field: str, message: str) -> InvalidInput:
+        return cls([FieldProblem(field=field, message=message)])
+
+
+class Unauthorized(RequestError):
+    title = "Unauthorized"
+
+
+class NotFound(RequestError):
+    title = "Not found"
+
+
+class UnknownPhone(NotFound):
+    title = "Unknown phone"
+
+
+class UnknownCall(NotFound):
+    title = "Unknown call"
+
+
+class QueueFull(RequestError):
+    """The phone already has `limit` commands waiting; Poly phones take one at a time."""
+
+    title = "Phone queue full"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class RemoteError(SipBridgeError):
+    """The phone (or the path to it) did not carry out the command."""
+
+
+class PhoneRejected(RemoteError):
+    title = "Phone rejected the command"
+
+    def __init__(self, detail: str, *, sip_status: int, sip_reason: str) -> None:
+        super().__init__(detail)
+        self.sip_status = sip_status
+        self.sip_reason = sip_reason
+
+
+class PhoneUnreachable(RemoteError):
+    title = "Phone unreachable"
+
+
+class PhoneTimeout(RemoteError):
+    title = "Phone did not answer in time"
+
+
+class StoreError(SipBridgeError):
+    title = "Tracker storage failed"

@@ -1,0 +1,357 @@
+"""The pjsua2 user agent: the only module in sipbridge that imports pjsua2.
+
+Lifecycle (one state table, enforced by `_Lifecycle`):
+
+    created --start()--> running --stop()--> stopped
+
+Threads (PJSUA2_NOTES.md, measured):
+* A dedicated pump thread creates the Endpoint (`threadCnt = 0`, no media) and loops over
+  `libHandleEvents`, which releases the GIL. Callbacks (`onSendRequest`) run on that thread.
+* The asyncio thread calls `sendRequest` itself, after `libRegisterThread` (an unregistered
+  thread calling into pjlib aborts the process). This avoids a thread hop per command.
+* A callback resolves its asyncio future with `loop.call_soon_threadsafe`.
+
+Correlation: `SendRequestParam.userData` carries a SWIG object (a token); the callback hands back
+its pointer. A token stays referenced until its callback has fired (or long after its transaction
+must have ended), so no pointer can be reused while an answer for it may still arrive: a late
+answer can never be mistaken for another command's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import glob
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+
+log = logging.getLogger(__name__)
+pjsip_log = logging.getLogger("sipbridge.pjsip")
+
+# Replies are lost at 200 in flight with the default 212 KB UDP buffer (PJSUA2_NOTES.md).
+_SOCKET_BUFFER = 4 * 1024 * 1024
+# pjsip's defaults for T1, T2 and T4 (RFC 3261 §17.1.1.1), in milliseconds.
+_T1_MS, _T2_MS, _T4_MS = 500, 4000, 5000
+
+
+class UserAgentError(Exception):
+    """The SIP user agent could not start (port in use, bad address) or is not running."""
+
+
+@dataclass
+class _Pending:
+    token: object
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[SipAnswer] | None
+    created: float = field(default_factory=time.monotonic)
+
+
+class _LogWriter(pj.LogWriter):  # type: ignore[misc]
+    """Routes pjsip's log lines into Python logging instead of stdout."""
+
+    def write(self, entry: pj.LogEntry) -> None:
+        pjsip_log.debug("%s", entry.msg.rstrip())
+
+
+class _Account(pj.Account):  # type: ignore[misc]
+    def __init__(self, on_answer: Callable[[int, SipAnswer], None]) -> None:
+        super().__init__()
+        self._on_answer = on_answer
+
+    def onSendRequest(self, prm: pj.OnSendRequestParam) -> None:
+        # Exceptions raised here are printed and swallowed by SWIG: log them ourselves.
+        try:
+            tsx_state = prm.e.body.tsxState
+            tsx = tsx_state.tsx
+            from_wire = tsx_state.type == pj.PJSIP_EVENT_RX_MSG
+            raw = tsx_state.src.rdata.wholeMsg if from_wire else None
+            answer = SipAnswer(
+                status=int(tsx.statusCode),
+                reason=str(tsx.statusText),
+                from_wire=from_wire,
+                raw=raw,
+            )
+            self._on_answer(int(prm.userData), answer)
+        except Exception:
+            log.exception("onSendRequest failed")
+
+
+def _pjsip_c_api() -> ctypes.CDLL:
+    """pjsip's C functions that pjsua2 does not wrap, from the extension module itself."""
+    package_dir = os.path.dirname(pj.__file__)
+    candidates = glob.glob(os.path.join(package_dir, "_pjsua2*.so"))
+    if not candidates:
+        raise UserAgentError("cannot find the pjsua2 extension module")
+    return ctypes.CDLL(candidates[0])
+
+
+def _quiet_pjlib() -> None:
+    """pjlib logs to stdout from libCreate on, before EpConfig's log settings apply."""
+    set_level = _pjsip_c_api().pj_log_set_level
+    set_level.argtypes = [ctypes.c_int]
+    set_level(0)
+
+
+def _set_transaction_timeout(seconds: float) -> None:
+    """Shorten Timer F (default 64*T1 = 32 s) through pjsip's C API; pjsua2 has no setting."""
+    set_timers = _pjsip_c_api().pjsip_tsx_set_timers
+    set_timers.argtypes = [ctypes.c_uint] * 4
+    set_timers(_T1_MS, _T2_MS, _T4_MS, int(seconds * 1000))
+
+
+class PjsuaSender:
+    """A `NotifySender` on a real pjsua2 Endpoint, UDP and TCP on one port."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5070,
+        transaction_timeout: float = 4.0,
+        contact_host: str | None = None,
+        contact_user: str = "sipbridge",
+    ) -> None:
+        self._host = host
+        self._contact_host = contact_host or host
+        self._port = port
+        self._transaction_timeout = transaction_timeout
+        self._contact_user = contact_user
+        self._pending: dict[int, _Pending] = {}
+        self._lock = threading.Lock()
+        self._state = "created"
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._start_error: BaseException | None = None
+        self._account: _Account | None = None
+        self._endpoint: pj.Endpoint | None = None
+        self._registered_threads: set[int] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the pump thread and wait until the transports are bound."""
+        if self._state != "created":
+            raise UserAgentError(f"cannot start a user agent that is {self._state}")
+        self._thread = threading.Thread(target=self._pump, name="pjsua2-pump", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=10)
+        if self._start_error is not None:
+            self._thread.join(timeout=5)
+            self._state = "stopped"
+            raise UserAgentError(f"SIP user agent failed to start: {self._start_error}")
+        if not self._ready.is_set():
+            raise UserAgentError("SIP user agent did not start within 10 s")
+        self._state = "running"
+        log.info("SIP user agent on %s:%d (udp, tcp)", self._host, self.port)
+
+    def stop(self) -> None:
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for entry in pending:
+            self._resolve_entry(
+                entry, SipAnswer(status=503, reason="Shutting down", from_wire=False)
+            )
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def local_contact(self) -> str:
+        host = f"[{self._contact_host}]" if ":" in self._contact_host else self._contact_host
+        return f"sip:{self._contact_user}@{host}:{self._port}"
+
+    # -- the pump thread ---------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        try:
+            self._create_endpoint()
+        except BaseException as exc:
+            self._start_error = exc
+            self._destroy_endpoint()
+            self._ready.set()
+            return
+        self._ready.set()
+        endpoint = self._endpoint
+        assert endpoint is not None
+        while not self._stop.is_set():
+            endpoint.libHandleEvents(10)
+        self._destroy_endpoint()
+
+    def _create_endpoint(self) -> None:
+        if self._port == 0:
+            self._port = _free_port(self._host)
+        _set_transaction_timeout(self._transaction_timeout)
+        _quiet_pjlib()
+        endpoint = pj.Endpoint()
+        self._endpoint = endpoint
+        endpoint.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = False
+        config.medConfig.threadCnt = 0
+        config.logConfig.level = 3 if pjsip_log.isEnabledFor(logging.DEBUG) else 1
+        config.logConfig.consoleLevel = 0
+        writer = _LogWriter()
+        config.logConfig.writer = writer
+        writer.__disown__()  # libDestroy deletes it (PJSUA2_NOTES.md)
+        endpoint.libInit(config)
+        endpoint.audDevManager().setNullDev()
+        for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
+            transport = pj.TransportConfig()
+            transport.boundAddress = self._host
+            transport.port = self._port
+            transport.sockOptParams = _buffer_options()
+            try:
+                endpoint.transportCreate(kind, transport)
+            except pj.Error as exc:
+                raise UserAgentError(
+                    f"cannot bind {self._host}:{self._port}: {exc.info()}"
+                ) from exc
+        endpoint.libStart()
+        account_config = pj.AccountConfig()
+        account_config.idUri = self.local_contact
+        self._account = _Account(self._on_answer)
+        self._account.create(account_config, True)
+
+    def _destroy_endpoint(self) -> None:
+        endpoint, self._endpoint = self._endpoint, None
+        self._account = None
+        if endpoint is None:
+            return
+        try:
+            endpoint.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
+        except pj.Error:
+            log.exception("libDestroy failed")
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, request: OutgoingNotify) -> SipAnswer:
+        if self._state != "running" or self._account is None or self._endpoint is None:
+            raise UserAgentError("the SIP user agent is not running")
+        self._register_this_thread(self._endpoint)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SipAnswer] = loop.create_future()
+        token = pj.SipHeader()
+        key = int(token.this)
+        with self._lock:
+            self._sweep_abandoned()
+            self._pending[key] = _Pending(token=token, loop=loop, future=future)
+
+        param = pj.SendRequestParam()
+        param.method = "NOTIFY"
+        param.userData = token
+        option = param.txOption
+        option.targetUri = request.target_uri
+        option.contentType = request.content_type
+        option.msgBody = request.body.decode()
+        headers = pj.SipHeaderVector()
+        for name, value in request.headers:
+            header = pj.SipHeader()
+            header.hName = name
+            header.hValue = value
+            headers.append(header)
+        option.headers = headers
+        try:
+            self._account.sendRequest(param)
+        except pj.Error as exc:
+            # pjsua may also fire onSendRequest(503) for this: the entry stays (future cleared)
+            # until then, so its token is not freed early.
+            with self._lock:
+                entry = self._pending.get(key)
+                if entry is not None:
+                    entry.future = None
+            return SipAnswer(status=503, reason=str(exc.reason or "send failed"), from_wire=False)
+        try:
+            return await future
+        finally:
+            if not future.done():
+                with self._lock:
+                    entry = self._pending.get(key)
+                    if entry is not None:
+                        entry.future = None  # abandoned; the token lives until the callback
+
+    def _register_this_thread(self, endpoint: pj.Endpoint) -> None:
+        ident = threading.get_ident()
+        if ident in self._registered_threads:
+            return
+        if not endpoint.libIsThreadRegistered():
+            endpoint.libRegisterThread(f"sipbridge-{ident}")
+        self._registered_threads.add(ident)
+
+    def _on_answer(self, key: int, answer: SipAnswer) -> None:
+        with self._lock:
+            entry = self._pending.pop(key, None)
+        if entry is None:
+            log.debug("answer for an unknown or finished request: %s", answer.status)
+            return
+        self._resolve_entry(entry, answer)
+
+    @staticmethod
+    def _resolve_entry(entry: _Pending, answer: SipAnswer) -> None:
+        future, loop = entry.future, entry.loop
+        if future is None or loop is None or loop.is_closed():
+            return
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(answer)
+
+        loop.call_soon_threadsafe(resolve)
+
+    def _sweep_abandoned(self) -> None:
+        """Drop abandoned entries whose transaction must long have ended (caller holds lock)."""
+        horizon = time.monotonic() - (self._transaction_timeout + 30)
+        stale = [k for k, e in self._pending.items() if e.future is None and e.created < horizon]
+        for key in stale:
+            del self._pending[key]
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+
+def _buffer_options() -> pj.SockOptParams:
+    params = pj.SockOptParams()
+    options = pj.SockOptVector()
+    for name in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        option = pj.SockOpt()
+        option.level = socket.SOL_SOCKET
+        option.optName = name
+        option.setOptValInt(_SOCKET_BUFFER)
+        options.append(option)
+    params.sockOpts = options
+    return params
+
+
+def _free_port(host: str) -> int:
+    """A port free for both UDP and TCP on `host` (tests ask for port 0)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise UserAgentError("no free port for the SIP user agent")

@@ -1,0 +1,75 @@
+"""Compose the NOTIFY that carries one Poly REST command (sans-I/O).
+
+Manual 002, "Delivering REST API Commands Over SIP": a NOTIFY with `Event: ACTION-URI`,
+`Content-Type: application/json` and exactly one command in the body. The Request-URI is the
+phone's registered contact. pjsua adds no Contact to an out-of-dialog request, so one is added
+here: it points at sipbridge so that a phone's later reports (Edge E sends INFO) come back to us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sipbridge.sip.uri import SipUri, parse_uri
+
+EVENT = "ACTION-URI"
+CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutgoingNotify:
+    """Everything the UA needs to put one ACTION-URI NOTIFY on the wire."""
+
+    target_uri: str
+    headers: tuple[tuple[str, str], ...]
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class SipAnswer:
+    """How a NOTIFY transaction ended.
+
+    `from_wire` is False when the UA made the status up itself (408 on Timer F, 503 when no
+    transport could reach the phone); only a status from the wire is the phone's own answer.
+    """
+
+    status: int
+    reason: str
+    from_wire: bool
+    raw: str | None = None
+
+
+def request_uri(contact: str, transport: str | None) -> str:
+    """The Request-URI for a phone: its contact, with the transport it registered over.
+
+    RFC 3263 §4.1 picks UDP for a `sip:` URI without a transport parameter, so a phone that
+    registered over TCP needs `;transport=tcp` added or the NOTIFY would go out over UDP.
+    """
+    uri = parse_uri(contact)
+    wanted = (transport or "udp").lower()
+    if uri.transport is None and wanted != "udp" and uri.scheme == "sip":
+        return f"{_without_headers(uri)};transport={wanted}"
+    return _without_headers(uri)
+
+
+def _without_headers(uri: SipUri) -> str:
+    # RFC 3261 §19.1.5: URI headers (?...) are not allowed in a Request-URI.
+    text = str(uri)
+    return text.split("?", 1)[0]
+
+
+def compose(
+    *, contact: str, transport: str | None, body: bytes, local_contact: str
+) -> OutgoingNotify:
+    """Build the NOTIFY for one encoded command (see `sipbridge.catalog.encode`)."""
+    local = parse_uri(local_contact)
+    return OutgoingNotify(
+        target_uri=request_uri(contact, transport),
+        headers=(
+            ("Event", EVENT),
+            ("Contact", f"<{local}>"),
+        ),
+        content_type=CONTENT_TYPE,
+        body=body,
+    )

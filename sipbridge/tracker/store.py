@@ -1,0 +1,218 @@
+"""The tracker's SQLite store: phones and calls that survive a restart.
+
+WAL mode with `synchronous=NORMAL`: a committed write survives a crash of the process (the case
+that matters for a service); only a power loss can drop the last commits (SQLite docs, "WAL").
+The clock is passed in so expiry is testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sipbridge.errors import StoreError, UnknownCall, UnknownPhone
+from sipbridge.tracker.models import Call, CallState, Phone, Transport
+
+Clock = Callable[[], float]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS phones (
+    id               TEXT PRIMARY KEY,
+    aor              TEXT NOT NULL,
+    contact          TEXT NOT NULL,
+    transport        TEXT NOT NULL,
+    user_agent       TEXT,
+    registered_until REAL NOT NULL,
+    updated_at       REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    call_id    TEXT PRIMARY KEY,
+    phone_id   TEXT NOT NULL REFERENCES phones(id) ON DELETE CASCADE,
+    state      TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_by_phone ON calls(phone_id);
+"""
+
+_PHONE_COLUMNS = "id, aor, contact, transport, user_agent, registered_until, updated_at"
+_CALL_COLUMNS = "call_id, phone_id, state, first_seen, updated_at"
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"tracker database error: {exc}") from exc
+
+
+def _phone(row: sqlite3.Row) -> Phone:
+    return Phone(
+        id=row["id"],
+        aor=row["aor"],
+        contact=row["contact"],
+        transport=row["transport"],
+        user_agent=row["user_agent"],
+        registered_until=row["registered_until"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _call(row: sqlite3.Row) -> Call:
+    return Call(
+        call_id=row["call_id"],
+        phone_id=row["phone_id"],
+        state=row["state"],
+        first_seen=row["first_seen"],
+        updated_at=row["updated_at"],
+    )
+
+
+class TrackerStore:
+    """Phones and calls in one SQLite file (or `:memory:` in unit tests)."""
+
+    def __init__(self, path: Path | str, *, clock: Clock = time.time) -> None:
+        self._clock = clock
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with _translated():
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with _translated():
+            self._db.close()
+
+    def now(self) -> float:
+        return self._clock()
+
+    # -- phones ------------------------------------------------------------------------------
+
+    def register_phone(
+        self,
+        phone_id: str,
+        *,
+        contact: str,
+        transport: Transport,
+        expires: float,
+        aor: str,
+        user_agent: str | None = None,
+    ) -> Phone:
+        """Create or refresh a registration; `expires` is seconds from now (RFC 3261 §10.2.1)."""
+        now = self.now()
+        phone = Phone(
+            id=phone_id,
+            aor=aor,
+            contact=contact,
+            transport=transport,
+            user_agent=user_agent,
+            registered_until=now + expires,
+            updated_at=now,
+        )
+        with _translated():
+            self._db.execute(
+                f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET aor=excluded.aor, contact=excluded.contact, "
+                "transport=excluded.transport, user_agent=excluded.user_agent, "
+                "registered_until=excluded.registered_until, updated_at=excluded.updated_at",
+                (
+                    phone.id,
+                    phone.aor,
+                    phone.contact,
+                    phone.transport,
+                    phone.user_agent,
+                    phone.registered_until,
+                    phone.updated_at,
+                ),
+            )
+        return phone
+
+    def remove_phone(self, phone_id: str) -> bool:
+        """Forget a phone and the calls it held."""
+        with _translated():
+            cursor = self._db.execute("DELETE FROM phones WHERE id = ?", (phone_id,))
+        return cursor.rowcount > 0
+
+    def phone(self, phone_id: str) -> Phone:
+        """A registered phone; an expired registration no longer resolves."""
+        with _translated():
+            row = self._db.execute(
+                f"SELECT {_PHONE_COLUMNS} FROM phones WHERE id = ? AND registered_until > ?",
+                (phone_id, self.now()),
+            ).fetchone()
+        if row is None:
+            raise UnknownPhone(f"no registered phone {phone_id!r}")
+        return _phone(row)
+
+    def phones(self) -> list[Phone]:
+        with _translated():
+            rows = self._db.execute(
+                f"SELECT {_PHONE_COLUMNS} FROM phones WHERE registered_until > ? ORDER BY id",
+                (self.now(),),
+            ).fetchall()
+        return [_phone(row) for row in rows]
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def record_call(self, call_id: str, *, phone_id: str, state: CallState) -> Call:
+        """Record that `phone_id` holds `call_id`; keeps first_seen on a repeat."""
+        self.phone(phone_id)  # the phone must be registered
+        now = self.now()
+        with _translated():
+            self._db.execute(
+                f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(call_id) DO UPDATE SET phone_id=excluded.phone_id, "
+                "state=excluded.state, updated_at=excluded.updated_at",
+                (call_id, phone_id, state, now, now),
+            )
+        return self.call(call_id)
+
+    def set_call_state(self, call_id: str, state: CallState) -> None:
+        with _translated():
+            self._db.execute(
+                "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?",
+                (state, self.now(), call_id),
+            )
+
+    def remove_call(self, call_id: str) -> bool:
+        with _translated():
+            cursor = self._db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,))
+        return cursor.rowcount > 0
+
+    def call(self, call_id: str) -> Call:
+        with _translated():
+            row = self._db.execute(
+                f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownCall(f"no tracked call {call_id!r}")
+        return _call(row)
+
+    def calls(self, *, phone_id: str | None = None) -> list[Call]:
+        query = f"SELECT {_CALL_COLUMNS} FROM calls"
+        params: tuple[str, ...] = ()
+        if phone_id is not None:
+            query += " WHERE phone_id = ?"
+            params = (phone_id,)
+        with _translated():
+            rows = self._db.execute(query + " ORDER BY first_seen, call_id", params).fetchall()
+        return [_call(row) for row in rows]
+
+    def locate(self, call_id: str) -> tuple[Call, Phone]:
+        """The call and the registered phone holding it: what every call action starts from."""
+        call = self.call(call_id)
+        try:
+            phone = self.phone(call.phone_id)
+        except UnknownPhone as exc:
+            raise UnknownPhone(
+                f"call {call_id!r} is on phone {call.phone_id!r}, which is not registered"
+            ) from exc
+        return call, phone

@@ -1,0 +1,126 @@
+"""Helpers shared by the integration tests: free ports, sipp as a phone, its message log."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sipbridge.sip.message import SipRequest, parse_message
+
+SCENARIOS = Path(__file__).parent / "sip"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+_SEPARATOR = re.compile(r"^-{20,}.*$", re.MULTILINE)
+
+
+@dataclass
+class SippPhone:
+    """sipp playing a phone (UAS) on 127.0.0.1:port; `finish()` returns what it received."""
+
+    scenario: str
+    port: int
+    workdir: Path
+    transport: str = "u1"
+    calls: int = 1
+    process: subprocess.Popen[bytes] | None = None
+    received: list[SipRequest] = field(default_factory=list)
+
+    @property
+    def contact(self) -> str:
+        suffix = ";transport=tcp" if self.transport.startswith("t") else ""
+        return f"sip:1001@127.0.0.1:{self.port}{suffix}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / f"sipp-{self.port}.log"
+
+    def start(self) -> SippPhone:
+        sipp = shutil.which("sipp")
+        assert sipp, "sipp is not installed (Debian package sip-tester); run scripts/dev test"
+        self.process = subprocess.Popen(
+            [
+                sipp, "-sf", str(SCENARIOS / self.scenario), "-i", "127.0.0.1",
+                "-p", str(self.port), "-t", self.transport, "-m", str(self.calls),
+                "-timeout", "20", "-nostdin", "-trace_msg", "-message_file", str(self.log_file),
+                "-trace_err", "-error_file", str(self.workdir / f"sipp-{self.port}.err"),
+            ],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _wait_for_port(self.port, self.transport, self.process)
+        return self
+
+    def finish(self, timeout: float = 10) -> int:
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            code = -1
+        self._close()
+        self.received = _received_requests(self.log_file)
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+def _wait_for_port(port: int, transport: str, process: subprocess.Popen[bytes]) -> None:
+    kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"sipp exited early ({process.returncode}): {err}")
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return  # sipp holds the port
+        time.sleep(0.02)
+    raise RuntimeError(f"sipp did not bind port {port}")
+
+
+def _received_requests(log_file: Path) -> list[SipRequest]:
+    """The requests sipp logged as received, parsed by sipbridge's parser."""
+    if not log_file.exists():
+        return []
+    requests = []
+    for chunk in _SEPARATOR.split(log_file.read_text()):
+        head, _, message = chunk.strip("\n").partition("\n")
+        if "message received" not in head:
+            continue
+        text = message.lstrip("\n").replace("\r\n", "\n").replace("\n", "\r\n")
+        parsed = parse_message(text.encode())
+        if isinstance(parsed, SipRequest):
+            requests.append(parsed)
+    return requests

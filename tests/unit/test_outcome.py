@@ -1,0 +1,28 @@
+import pytest
+
+from sipbridge.errors import PhoneRejected, PhoneTimeout, PhoneUnreachable
+from sipbridge.outcome import accept_sip_answer
+from sipbridge.sip.action_uri import SipAnswer
+
+
+def test_2xx_from_the_phone_is_accepted():
+    answer = SipAnswer(status=202, reason="Accepted", from_wire=True)
+    assert accept_sip_answer(answer) is answer
+
+
+def test_phone_refusal_carries_status_and_reason():
+    with pytest.raises(PhoneRejected) as info:
+        accept_sip_answer(SipAnswer(status=403, reason="Forbidden", from_wire=True))
+    assert (info.value.sip_status, info.value.sip_reason) == (403, "Forbidden")
+
+
+def test_408_from_the_wire_is_the_phones_answer_but_local_408_is_a_timeout():
+    with pytest.raises(PhoneRejected):
+        accept_sip_answer(SipAnswer(status=408, reason="Request Timeout", from_wire=True))
+    with pytest.raises(PhoneTimeout):
+        accept_sip_answer(SipAnswer(status=408, reason="Request Timeout", from_wire=False))
+
+
+def test_local_failure_is_unreachable():
+    with pytest.raises(PhoneUnreachable):
+        accept_sip_answer(SipAnswer(status=503, reason="Connection refused", from_wire=False))

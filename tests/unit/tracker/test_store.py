@@ -1,0 +1,101 @@
+import pytest
+
+from sipbridge.errors import UnknownCall, UnknownPhone
+from sipbridge.tracker import TrackerStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    store = TrackerStore(tmp_path / "t.sqlite3", clock=clock)
+    yield store
+    store.close()
+
+
+def register(store, phone_id="1001", expires=60):
+    return store.register_phone(
+        phone_id,
+        contact=f"sip:{phone_id}@10.0.0.5:5060",
+        transport="udp",
+        expires=expires,
+        aor=f"sip:{phone_id}@pbx",
+        user_agent="PolyEdge-E450-UA/8.3.0",
+    )
+
+
+def test_registration_resolves_until_it_expires(store, clock):
+    phone = register(store, expires=60)
+    assert phone.registered_until == clock.now + 60
+    clock.now += 59
+    assert store.phone("1001").contact == "sip:1001@10.0.0.5:5060"
+    clock.now += 1
+    with pytest.raises(UnknownPhone):
+        store.phone("1001")
+    assert store.phones() == []
+
+
+def test_call_on_an_expired_phone_does_not_resolve(store, clock):
+    register(store, expires=10)
+    store.record_call("c1@h", phone_id="1001", state="connected")
+    clock.now += 11
+    with pytest.raises(UnknownPhone, match="not registered"):
+        store.locate("c1@h")
+
+
+def test_recording_a_call_needs_a_registered_phone(store):
+    with pytest.raises(UnknownPhone):
+        store.record_call("c1@h", phone_id="9999", state="connected")
+    with pytest.raises(UnknownCall):
+        store.call("c1@h")
+
+
+def test_repeat_keeps_first_seen_and_moves_the_call(store, clock):
+    register(store, "1001")
+    register(store, "1002")
+    first = store.record_call("c1@h", phone_id="1001", state="ringing")
+    clock.now += 5
+    again = store.record_call("c1@h", phone_id="1002", state="connected")
+    assert again.first_seen == first.first_seen
+    assert (again.phone_id, again.state, again.updated_at) == ("1002", "connected", clock.now)
+
+
+def test_removing_a_phone_forgets_its_calls(store):
+    register(store)
+    store.record_call("c1@h", phone_id="1001", state="held")
+    assert store.remove_phone("1001")
+    with pytest.raises(UnknownCall):
+        store.call("c1@h")
+    assert not store.remove_phone("1001")
+
+
+def test_everything_survives_a_restart(tmp_path, clock):
+    path = tmp_path / "t.sqlite3"
+    first = TrackerStore(path, clock=clock)
+    register(first)
+    first.record_call("c1@h", phone_id="1001", state="held")
+    first.close()
+    second = TrackerStore(path, clock=clock)
+    call, phone = second.locate("c1@h")
+    assert (call.state, phone.user_agent) == ("held", "PolyEdge-E450-UA/8.3.0")
+    second.close()
+
+
+def test_calls_filter_by_phone(store):
+    register(store, "1001")
+    register(store, "1002")
+    store.record_call("a@h", phone_id="1001", state="connected")
+    store.record_call("b@h", phone_id="1002", state="connected")
+    assert [c.call_id for c in store.calls(phone_id="1002")] == ["b@h"]
+    assert len(store.calls()) == 2
