@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sipbridge.api import create_app
@@ -52,7 +53,7 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-async def gateway(settings, user_agent) -> AsyncIterator[TestClient]:
+async def gateway(settings, user_agent) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(settings, sender_factory=lambda _: Borrowed(user_agent))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client

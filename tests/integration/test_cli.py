@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,8 +65,10 @@ def _curl_lines(banner: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip().startswith("curl ")]
 
 
-def _run(line: str) -> dict[str, object]:
-    out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=15, check=True)
+def _run(line: str) -> Any:
+    out = subprocess.run(
+        ["bash", "-c", line], capture_output=True, text=True, timeout=15, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -92,13 +95,19 @@ def test_serve_reports_bad_settings_without_a_traceback(tmp_path):
     config.write_text('phone_queue_limit = "lots"\n')
     result = subprocess.run(
         [*SIPBRIDGE, "serve", "--config", str(config)],
-        env=_env(tmp_path), capture_output=True, text=True, timeout=30,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert "phone_queue_limit" in result.stderr and "Traceback" not in result.stderr
     result = subprocess.run(
         [*SIPBRIDGE, "serve", "--config", str(tmp_path / "missing.toml")],
-        env=_env(tmp_path), capture_output=True, text=True, timeout=30,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0 and "not found" in result.stderr
 
@@ -113,7 +122,9 @@ def test_serve_reports_a_port_in_use_without_a_traceback(tmp_path):
         result = subprocess.run(
             [*SIPBRIDGE, "serve"],
             env=_env(tmp_path, SIPBRIDGE_HTTP_PORT=str(port), SIPBRIDGE_DATA_DIR=str(tmp_path)),
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     assert result.returncode != 0
     assert f"127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr

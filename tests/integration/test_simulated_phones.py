@@ -84,7 +84,7 @@ async def test_every_action_does_what_it_says_on_the_phone(gateway, sim):
 
 
 async def test_phone_refusal_is_reported_and_tracker_unchanged(gateway, sim):
-    server, contact = await sim()
+    _, contact = await sim()
     await register(gateway, "1001", contact, "gone@127.0.0.1")  # the phone does not know it
     status, body = await post(gateway, "/v1/calls/gone@127.0.0.1/hold")
     assert status == 502
@@ -104,7 +104,11 @@ async def test_one_in_flight_per_phone_where_the_phone_would_refuse_parallel(gat
     results = await asyncio.gather(
         post(gateway, f"/v1/calls/{calls[1].call_id}/end"),
         post(gateway, f"/v1/calls/{calls[2].call_id}/end"),
-        post(gateway, "/v1/phones/1001-alias/commands", {"command_uri": "mute", "data": {"state": "1"}}),
+        post(
+            gateway,
+            "/v1/phones/1001-alias/commands",
+            {"command_uri": "mute", "data": {"state": "1"}},
+        ),
     )
     statuses = [status for status, _ in results]
     assert statuses[:2] == [200, 200], results  # same phone id: queued, both done

@@ -18,7 +18,9 @@ def sipp(tmp_path):
     phones: list[SippPhone] = []
 
     def start(scenario: str, transport: str = "u1") -> SippPhone:
-        phone = SippPhone(scenario=scenario, port=free_port(), workdir=tmp_path, transport=transport)
+        phone = SippPhone(
+            scenario=scenario, port=free_port(), workdir=tmp_path, transport=transport
+        )
         phones.append(phone.start())
         return phone
 
@@ -32,7 +34,9 @@ async def test_hold_reaches_sipp_as_exactly_one_action_uri_notify(gateway, sipp,
     phone = sipp("phone_ok.xml", transport)
     # Over TCP the contact has no transport parameter: the registered transport must be used.
     contact = phone.contact.split(";")[0]
-    await register(gateway, "1001", contact, CALL_ID, transport="tcp" if transport == "t1" else "udp")
+    await register(
+        gateway, "1001", contact, CALL_ID, transport="tcp" if transport == "t1" else "udp"
+    )
 
     response = await gateway.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH)
 
