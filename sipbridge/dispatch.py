@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from sipbridge.errors import PhoneTimeout, QueueFull
-from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.sender import NotifySender
 
 
@@ -43,7 +43,7 @@ class Dispatcher:
         lane = self._lanes.get(phone_id)
         return 0 if lane is None else lane.holders
 
-    async def deliver(self, phone_id: str, request: OutgoingNotify) -> Delivery:
+    async def deliver(self, phone_id: str, request: OutgoingRequest) -> Delivery:
         """Send `request` to the phone when its turn comes; raise if the deadline passes."""
         lane = self._lanes.setdefault(phone_id, _Lane())
         if lane.holders >= self._queue_limit:

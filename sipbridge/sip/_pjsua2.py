@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import pjsua2 as pj
 
-from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 log = logging.getLogger(__name__)
 pjsip_log = logging.getLogger("sipbridge.pjsip")
@@ -243,7 +243,7 @@ class PjsuaSender:
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def send(self, request: OutgoingNotify) -> SipAnswer:
+    async def send(self, request: OutgoingRequest) -> SipAnswer:
         if self._state != "running" or self._account is None or self._endpoint is None:
             raise UserAgentError("the SIP user agent is not running")
         self._register_this_thread(self._endpoint)
@@ -256,12 +256,13 @@ class PjsuaSender:
             self._pending[key] = _Pending(token=token, loop=loop, future=future)
 
         param = pj.SendRequestParam()
-        param.method = "NOTIFY"
+        param.method = request.method
         param.userData = token
         option = param.txOption
         option.targetUri = request.target_uri
-        option.contentType = request.content_type
-        option.msgBody = request.body.decode()
+        if request.body:
+            option.contentType = request.content_type
+            option.msgBody = request.body.decode()
         headers = pj.SipHeaderVector()
         for name, value in request.headers:
             header = pj.SipHeader()

@@ -17,13 +17,14 @@ CONTENT_TYPE = "application/json"
 
 
 @dataclass(frozen=True, kw_only=True)
-class OutgoingNotify:
-    """Everything the UA needs to put one ACTION-URI NOTIFY on the wire."""
+class OutgoingRequest:
+    """Everything the UA needs to put one out-of-dialog request on the wire."""
 
     target_uri: str
     headers: tuple[tuple[str, str], ...]
     content_type: str
     body: bytes
+    method: str = "NOTIFY"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,10 +62,10 @@ def _without_headers(uri: SipUri) -> str:
 
 def compose(
     *, contact: str, transport: str | None, body: bytes, local_contact: str
-) -> OutgoingNotify:
+) -> OutgoingRequest:
     """Build the NOTIFY for one encoded command (see `sipbridge.catalog.encode`)."""
     local = parse_uri(local_contact)
-    return OutgoingNotify(
+    return OutgoingRequest(
         target_uri=request_uri(contact, transport),
         headers=(
             ("Event", EVENT),

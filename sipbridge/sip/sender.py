@@ -9,18 +9,18 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 
 class NotifySender(Protocol):
-    """Sends one NOTIFY and waits for its final response."""
+    """Sends one out-of-dialog request (NOTIFY, SUBSCRIBE...) and waits for its final response."""
 
     @property
     def local_contact(self) -> str:
         """The Contact URI to put in requests so answers and reports come back here."""
         ...
 
-    async def send(self, request: OutgoingNotify) -> SipAnswer:
+    async def send(self, request: OutgoingRequest) -> SipAnswer:
         """Send and wait. Cancellation abandons the wait, not the SIP transaction."""
         ...
 
@@ -30,11 +30,11 @@ class FakeSender:
 
     def __init__(
         self,
-        responder: Callable[[OutgoingNotify], SipAnswer] | None = None,
+        responder: Callable[[OutgoingRequest], SipAnswer] | None = None,
         *,
         delay: float = 0.0,
     ) -> None:
-        self.sent: list[OutgoingNotify] = []
+        self.sent: list[OutgoingRequest] = []
         self._responder = responder or (
             lambda _: SipAnswer(status=200, reason="OK", from_wire=True)
         )
@@ -44,7 +44,7 @@ class FakeSender:
     def local_contact(self) -> str:
         return "sip:sipbridge@127.0.0.1:5070"
 
-    async def send(self, request: OutgoingNotify) -> SipAnswer:
+    async def send(self, request: OutgoingRequest) -> SipAnswer:
         self.sent.append(request)
         if self._delay:
             await asyncio.sleep(self._delay)

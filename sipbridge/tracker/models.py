@@ -7,6 +7,7 @@ from typing import Literal
 
 Transport = Literal["udp", "tcp", "tls"]
 CallState = Literal["ringing", "connected", "held"]
+LearnedFrom = Literal["http", "register", "reginfo"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,6 +21,10 @@ class Phone:
     user_agent: str | None
     registered_until: float
     updated_at: float
+    learned_from: LearnedFrom = "http"
+    received: str | None = None  # source host:port of the REGISTER (RFC 3261 §18.2.1)
+    registration_call_id: str | None = None
+    profile: str | None = None  # pinned by the operator; else matched from user_agent
 
     def is_registered(self, now: float) -> bool:
         return self.registered_until > now

@@ -14,11 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sipbridge.errors import StoreError, UnknownCall, UnknownPhone
-from sipbridge.tracker.models import Call, CallState, Phone, Transport
+from sipbridge.tracker.models import Call, CallState, LearnedFrom, Phone, Transport
 
 Clock = Callable[[], float]
 
-_SCHEMA = """
+# Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append only:
+# a database written by an older sipbridge is brought up to date at open.
+_MIGRATIONS: tuple[str, ...] = (
+    """
 CREATE TABLE IF NOT EXISTS phones (
     id               TEXT PRIMARY KEY,
     aor              TEXT NOT NULL,
@@ -36,9 +39,21 @@ CREATE TABLE IF NOT EXISTS calls (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_by_phone ON calls(phone_id);
-"""
+""",
+    # Where a registration came from (http feed, a REGISTER, a registrar's reginfo), the source
+    # address and Call-ID of the REGISTER, and a profile pinned by the operator.
+    """
+ALTER TABLE phones ADD COLUMN learned_from TEXT NOT NULL DEFAULT 'http';
+ALTER TABLE phones ADD COLUMN received TEXT;
+ALTER TABLE phones ADD COLUMN registration_call_id TEXT;
+ALTER TABLE phones ADD COLUMN profile TEXT;
+""",
+)
 
-_PHONE_COLUMNS = "id, aor, contact, transport, user_agent, registered_until, updated_at"
+_PHONE_COLUMNS = (
+    "id, aor, contact, transport, user_agent, registered_until, updated_at, "
+    "learned_from, received, registration_call_id, profile"
+)
 _CALL_COLUMNS = "call_id, phone_id, state, first_seen, updated_at"
 
 
@@ -59,6 +74,10 @@ def _phone(row: sqlite3.Row) -> Phone:
         user_agent=row["user_agent"],
         registered_until=row["registered_until"],
         updated_at=row["updated_at"],
+        learned_from=row["learned_from"],
+        received=row["received"],
+        registration_call_id=row["registration_call_id"],
+        profile=row["profile"],
     )
 
 
@@ -85,7 +104,13 @@ class TrackerStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        done = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        for version, script in enumerate(_MIGRATIONS[done:], start=done + 1):
+            # executescript commits first; the script and the version bump commit together.
+            self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
 
     def close(self) -> None:
         with _translated():
@@ -105,6 +130,10 @@ class TrackerStore:
         expires: float,
         aor: str,
         user_agent: str | None = None,
+        learned_from: LearnedFrom = "http",
+        received: str | None = None,
+        registration_call_id: str | None = None,
+        profile: str | None = None,
     ) -> Phone:
         """Create or refresh a registration; `expires` is seconds from now (RFC 3261 §10.2.1)."""
         now = self.now()
@@ -116,13 +145,19 @@ class TrackerStore:
             user_agent=user_agent,
             registered_until=now + expires,
             updated_at=now,
+            learned_from=learned_from,
+            received=received,
+            registration_call_id=registration_call_id,
+            profile=profile,
         )
         with _translated():
             self._db.execute(
-                f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET aor=excluded.aor, contact=excluded.contact, "
                 "transport=excluded.transport, user_agent=excluded.user_agent, "
-                "registered_until=excluded.registered_until, updated_at=excluded.updated_at",
+                "registered_until=excluded.registered_until, updated_at=excluded.updated_at, "
+                "learned_from=excluded.learned_from, received=excluded.received, "
+                "registration_call_id=excluded.registration_call_id, profile=excluded.profile",
                 (
                     phone.id,
                     phone.aor,
@@ -131,6 +166,10 @@ class TrackerStore:
                     phone.user_agent,
                     phone.registered_until,
                     phone.updated_at,
+                    phone.learned_from,
+                    phone.received,
+                    phone.registration_call_id,
+                    phone.profile,
                 ),
             )
         return phone

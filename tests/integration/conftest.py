@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sipbridge.api import create_app
 from sipbridge.config import Settings
 from sipbridge.sip._pjsua2 import PjsuaSender
-from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 API_KEY = "integration-key-42"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -38,7 +38,7 @@ class Borrowed:
     def local_contact(self) -> str:
         return self._agent.local_contact
 
-    async def send(self, request: OutgoingNotify) -> SipAnswer:
+    async def send(self, request: OutgoingRequest) -> SipAnswer:
         return await self._agent.send(request)
 
 

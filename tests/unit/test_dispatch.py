@@ -4,11 +4,11 @@ import pytest
 
 from sipbridge.dispatch import Dispatcher
 from sipbridge.errors import PhoneTimeout, QueueFull
-from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 
-def notify(tag: str) -> OutgoingNotify:
-    return OutgoingNotify(
+def notify(tag: str) -> OutgoingRequest:
+    return OutgoingRequest(
         target_uri=f"sip:{tag}@127.0.0.1", headers=(), content_type="application/json", body=b"{}"
     )
 
@@ -24,7 +24,7 @@ class GatedSender:
         self.max_in_flight: dict[str, int] = {}
         self.gates: dict[str, asyncio.Event] = {}
 
-    async def send(self, request: OutgoingNotify) -> SipAnswer:
+    async def send(self, request: OutgoingRequest) -> SipAnswer:
         phone = request.target_uri.split(":")[1].split("-")[0]
         self.order.append(request.target_uri)
         self.in_flight[phone] = self.in_flight.get(phone, 0) + 1

@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sipbridge.api import create_app
 from sipbridge.config import Settings
-from sipbridge.sip.action_uri import OutgoingNotify, SipAnswer
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.sender import FakeSender
 
 KEY = "unit-test-key-123"
@@ -21,7 +21,7 @@ class Phone:
     def __init__(self) -> None:
         self.status, self.reason = 200, "OK"
 
-    def __call__(self, request: OutgoingNotify) -> SipAnswer:
+    def __call__(self, request: OutgoingRequest) -> SipAnswer:
         return SipAnswer(status=self.status, reason=self.reason, from_wire=True)
 
 

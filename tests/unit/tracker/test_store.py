@@ -99,3 +99,24 @@ def test_calls_filter_by_phone(store):
     store.record_call("b@h", phone_id="1002", state="connected")
     assert [c.call_id for c in store.calls(phone_id="1002")] == ["b@h"]
     assert len(store.calls()) == 2
+
+
+def test_a_database_from_the_first_schema_is_migrated(tmp_path, clock):
+    import sqlite3
+
+    from sipbridge.tracker.store import _MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO phones VALUES ('1001', 'sip:1001@pbx', 'sip:1001@h', 'udp', NULL, ?, 0)",
+        (clock.now + 60,),
+    )
+    db.commit()
+    db.close()
+    store = TrackerStore(path, clock=clock)
+    phone = store.phone("1001")
+    assert (phone.learned_from, phone.profile) == ("http", None)
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+    store.close()
