@@ -1,0 +1,390 @@
+"""sipbridge's own SIP listener: what a UAS needs around the requests the tracker must hear.
+
+pjsua2 cannot hand REGISTER or event NOTIFYs to Python (PJSUA2_NOTES.md), so they arrive here.
+`ListenerCore` is sans-I/O: bytes and a source in, the bytes to send back out. It checks the
+source against the allowlist (403 and an audit record otherwise) and its rate, parses strictly
+(400 when the request is malformed but answerable, RFC 3261 §8.2), absorbs retransmissions
+(§17.2.2), answers 405 with Allow for methods it does not take (§8.2.1), and hands everything else
+to a `RequestRouter`. `SipListener` puts the core on asyncio UDP and TCP sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sipbridge.sip.access import Allowlist, RateLimiter
+from sipbridge.sip.message import (
+    SipMessage,
+    SipParseError,
+    SipRequest,
+    StreamParser,
+    build_response,
+    parse_message,
+    serialize,
+)
+from sipbridge.sip.transactions import ServerTransactions, TransactionKey
+
+log = logging.getLogger(__name__)
+
+MAX_DATAGRAM = 65_535
+MAX_STREAM_BUFFER = 256 * 1024
+_TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+_SAFE_REASON = re.compile(r"[^\x20-\x7e]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    host: str
+    port: int
+    transport: str  # "udp" or "tcp"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    """A final response for the router to give."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    content_type: str | None = None
+
+
+class RequestRouter(Protocol):
+    """The application behind the listener: one final reply per accepted request, given now
+    (a `Reply`) or later (an awaitable: the core answers 100 Trying meanwhile)."""
+
+    allowed_methods: tuple[str, ...]
+
+    def handle(self, request: SipRequest, source: Source) -> Reply | Awaitable[Reply]: ...
+
+
+LateSender = Callable[[Source, bytes], None]
+
+
+AuditSink = Callable[[str, str, str], None]
+
+
+@dataclass
+class ListenerStats:
+    received: int = 0
+    malformed: int = 0
+    forbidden: int = 0
+    rate_limited: int = 0
+    retransmissions: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+class ListenerCore:
+    """Sans-I/O UAS front: `receive(data, source)` returns the datagrams/segments to send back."""
+
+    def __init__(
+        self,
+        router: RequestRouter,
+        *,
+        allowlist: Allowlist,
+        rate_limiter: RateLimiter,
+        audit: AuditSink,
+        clock: Callable[[], float] = time.monotonic,
+        to_tag: str = "sipbridge",
+        send_later: LateSender | None = None,
+    ) -> None:
+        self._router = router
+        self.send_later = send_later
+        self._pending: set[asyncio.Task[None]] = set()
+        self._allowlist = allowlist
+        self._rate_limiter = rate_limiter
+        self._audit = audit
+        self._transactions = ServerTransactions(clock)
+        self._to_tag = to_tag
+        self._last_rate_log: dict[str, float] = {}
+        self._clock = clock
+        self.stats = ListenerStats()
+
+    def receive(self, data: bytes, source: Source) -> list[bytes]:
+        """One datagram: admit, parse, handle."""
+        admitted = self._admit(source, _first_line(data))
+        if admitted is not True:
+            return self._answer_raw(data, 403, "Forbidden") if admitted == "forbidden" else []
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self.stats.malformed += 1
+            log.debug("malformed message from %s: %s", source, exc.reason)
+            return self._answer_raw(data, 400, exc.reason)
+        if not isinstance(message, SipRequest):
+            return []  # responses to our own requests reach the pjsua2 UA, not this port
+        return self.handle_request(message, source)
+
+    def receive_message(self, message: SipMessage, source: Source) -> list[bytes]:
+        """One message already framed by a stream transport: admit, handle."""
+        line = message.method if isinstance(message, SipRequest) else str(message.status)
+        admitted = self._admit(source, line)
+        if admitted == "forbidden" and isinstance(message, SipRequest):
+            return self._answer(message, Reply(status=403, reason="Forbidden"), None, source)
+        if admitted is not True or not isinstance(message, SipRequest):
+            return []
+        return self.handle_request(message, source)
+
+    def _admit(self, source: Source, what: str) -> bool | str:
+        self.stats.received += 1
+        if not self._allowlist.allows(source.host):
+            self.stats.forbidden += 1
+            self._audit(str(source), "forbidden", what)
+            return "forbidden"
+        if not self._rate_limiter.allow(source.host):
+            # Dropped without an answer: answering a flood would double it.
+            self.stats.rate_limited += 1
+            self._log_rate_limited(source)
+            return "limited"
+        return True
+
+    def handle_request(self, request: SipRequest, source: Source) -> list[bytes]:
+        try:
+            match = self._transactions.receive(request)
+        except SipParseError as exc:
+            return self._answer_raw(serialize(request), 400, exc.reason)
+        if not match.is_new:
+            self.stats.retransmissions += 1
+            return [match.resend] if match.resend is not None else []
+        if request.method == "ACK":
+            return []  # no response to ACK, ever (§17.2.1)
+        allowed = self._router.allowed_methods
+        if request.method not in allowed:
+            reply = Reply(
+                status=405,
+                reason="Method Not Allowed",
+                headers=(("Allow", ", ".join(allowed)),),
+            )
+        else:
+            try:
+                outcome = self._router.handle(request, source)
+            except Exception:
+                log.exception("router failed on %s from %s", request.method, source)
+                outcome = Reply(status=500, reason="Server Internal Error")
+            if not isinstance(outcome, Reply):
+                return self._defer(request, outcome, match.key, source)
+            reply = outcome
+        return self._answer(request, reply, match.key, source)
+
+    def _defer(
+        self,
+        request: SipRequest,
+        later: Awaitable[Reply],
+        key: TransactionKey,
+        source: Source,
+    ) -> list[bytes]:
+        """100 Trying now (§17.2.2: it stops the client's retransmissions), the final later."""
+        trying = serialize(build_response(request, 100, "Trying"))
+        self._transactions.provisional(key, trying)
+
+        async def finish() -> None:
+            try:
+                reply = await later
+            except Exception:
+                log.exception("deferred %s from %s failed", request.method, source)
+                reply = Reply(status=500, reason="Server Internal Error")
+            for out in self._answer(request, reply, key, source):
+                if self.send_later is not None:
+                    self.send_later(source, out)
+
+        task = asyncio.get_running_loop().create_task(finish())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return [trying]
+
+    async def drain(self) -> None:
+        """Wait for deferred replies still under way (at shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def _answer(
+        self, request: SipRequest, reply: Reply, key: TransactionKey | None, source: Source
+    ) -> list[bytes]:
+        response = serialize(
+            build_response(
+                request,
+                reply.status,
+                reply.reason,
+                to_tag=self._to_tag,
+                headers=reply.headers,
+                body=reply.body,
+                content_type=reply.content_type,
+            )
+        )
+        self.stats.by_status[reply.status] = self.stats.by_status.get(reply.status, 0) + 1
+        if key is not None:
+            self._transactions.respond(key, response, reliable=source.transport != "udp")
+        return [response]
+
+    def _answer_raw(self, data: bytes, status: int, reason: str) -> list[bytes]:
+        """Answer a request we will not (or cannot) parse, if it carries what a response needs."""
+        response = _salvaged_response(data, status, reason, self._to_tag)
+        return [] if response is None else [response]
+
+    def _log_rate_limited(self, source: Source) -> None:
+        now = self._clock()
+        if now - self._last_rate_log.get(source.host, -1e9) >= 10:
+            self._last_rate_log[source.host] = now
+            log.warning("rate limit: dropping requests from %s", source.host)
+
+
+def _first_line(data: bytes) -> str:
+    line = data.split(b"\n", 1)[0][:200]
+    return _SAFE_REASON.sub("?", line.decode("latin-1")).strip()
+
+
+def _salvaged_response(data: bytes, status: int, reason: str, to_tag: str) -> bytes | None:
+    """A response built from the raw header lines of a request the parser refused.
+
+    RFC 3261 §8.2: a UAS answers a malformed request with 400 when it can. "Can" means the
+    request line is a request (never answer a response or an ACK) and Via, From, To, Call-ID
+    and CSeq are present to copy (§8.2.6.2). Otherwise the message is dropped.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0]
+    lines = head.decode("latin-1").split("\r\n")
+    request_line = lines[0].split(" ")
+    if len(request_line) != 3 or request_line[2] != "SIP/2.0" or request_line[0] == "ACK":
+        return None
+    if not _TOKEN.match(request_line[0]):
+        return None
+    compact = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
+    copied: dict[str, list[str]] = {"via": [], "from": [], "to": [], "call-id": [], "cseq": []}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        key = name.strip().lower()
+        key = compact.get(key, key)
+        if colon and key in copied and not any(c in value for c in "\x00\r\n"):
+            copied[key].append(value.strip())
+    if any(len(values) == 0 for values in copied.values()):
+        return None
+    to = copied["to"][0]
+    if ";tag=" not in to.replace(" ", ""):
+        to = f"{to};tag={to_tag}"
+    safe_reason = _SAFE_REASON.sub(" ", reason)[:100].strip() or "Bad Request"
+    out = [f"SIP/2.0 {status} {safe_reason}"]
+    out += [f"Via: {via}" for via in copied["via"]]
+    out += [
+        f"From: {copied['from'][0]}",
+        f"To: {to}",
+        f"Call-ID: {copied['call-id'][0]}",
+        f"CSeq: {copied['cseq'][0]}",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
+
+
+class SipListener:
+    """The core on asyncio sockets: UDP and TCP on one host and port."""
+
+    def __init__(self, core: ListenerCore, *, host: str, port: int) -> None:
+        self.core = core
+        self.host = host
+        self.port = port
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._writers: dict[tuple[str, int], asyncio.StreamWriter] = {}
+        core.send_later = self._send_later
+
+    async def start(self) -> None:
+        """Bind UDP and TCP on one port. With port 0 the UDP port is picked first and TCP may
+        find it taken by someone else: then try another, a bounded number of times."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(20 if self.port == 0 else 1):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self.core), local_addr=(self.host, self.port)
+            )
+            port = int(udp.get_extra_info("sockname")[1])
+            try:
+                self._tcp = await asyncio.start_server(self._serve_stream, self.host, port)
+            except OSError:
+                udp.close()
+                if self.port != 0 or attempt == 19:
+                    raise
+                continue
+            self._udp, self.port = udp, port
+            break
+        log.info("SIP listener on %s:%d (udp, tcp)", self.host, self.port)
+
+    def _send_later(self, source: Source, data: bytes) -> None:
+        if source.transport == "udp":
+            if self._udp is not None:
+                self._udp.sendto(data, (source.host, source.port))
+            return
+        writer = self._writers.get((source.host, source.port))
+        if writer is None or writer.is_closing():
+            log.info("connection to %s closed before its response was ready", source)
+            return
+        writer.write(data)
+
+    async def stop(self) -> None:
+        await self.core.drain()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+        for task in list(self._connections):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _serve_stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        peer = writer.get_extra_info("peername")
+        source = Source(host=peer[0], port=int(peer[1]), transport="tcp")
+        self._writers[(source.host, source.port)] = writer
+        parser = StreamParser(max_buffer=MAX_STREAM_BUFFER)
+        try:
+            while chunk := await reader.read(65_536):
+                try:
+                    parser.feed(chunk)
+                    while (message := parser.next_message()) is not None:
+                        for out in self.core.receive_message(message, source):
+                            writer.write(out)
+                except SipParseError as exc:
+                    # A broken stream cannot be re-synchronised (§18.3): close it.
+                    log.info("closing TCP connection from %s: %s", source, exc.reason)
+                    break
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self._writers.pop((source.host, source.port), None)
+            writer.close()
+            if task is not None:
+                self._connections.discard(task)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, core: ListenerCore) -> None:
+        self._core = core
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self._transport is None:
+            return
+        source = Source(host=addr[0], port=int(addr[1]), transport="udp")
+        for out in self._core.receive(data, source):
+            # Symmetric response to the packet's source (RFC 3581), which is where NATed
+            # phones and replicating registrars listen.
+            self._transport.sendto(out, addr)

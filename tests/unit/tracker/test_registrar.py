@@ -1,0 +1,123 @@
+import dataclasses
+
+import pytest
+
+from sipbridge.sip.message import parse_message
+from sipbridge.tracker import registrar
+from sipbridge.tracker.models import Phone
+
+NOW = 1_700_000_000.0
+UA = "PolycomVVX-VVX_450-UA/6.4.3.5018"
+
+
+def register(*headers: str, to="<sip:1001@pbx.example.com>", cseq=2, call_id="reg-1@10.0.0.5"):
+    lines = [
+        "REGISTER sip:pbx.example.com SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-kam",
+        "Via: SIP/2.0/TCP 10.0.0.5:5062;branch=z9hG4bK-phone;received=198.51.100.7;rport=40123",
+        "From: <sip:1001@pbx.example.com>;tag=x",
+        f"To: {to}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
+        f"User-Agent: {UA}",
+        *headers,
+        "Content-Length: 0",
+    ]
+    return parse_message(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+def phone(**changes):
+    base = Phone(
+        id="1001",
+        aor="sip:1001@pbx.example.com",
+        contact="sip:1001@10.0.0.5:5062",
+        transport="tcp",
+        user_agent=UA,
+        registered_until=NOW + 100,
+        updated_at=NOW,
+        learned_from="register",
+        registration_call_id="reg-1@10.0.0.5",
+        registration_cseq=2,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_binding_from_a_replicated_register_reads_the_phones_own_via():
+    decision = registrar.decide(
+        register("Contact: <sip:1001@10.0.0.5:5062;transport=tcp>", "Expires: 300"),
+        current=None,
+        now=NOW,
+    )
+    assert decision.status == 200
+    binding = decision.bind
+    assert binding is not None
+    assert (binding.phone_id, binding.aor) == ("1001", "sip:1001@pbx.example.com")
+    assert binding.contact == "sip:1001@10.0.0.5:5062;transport=tcp"
+    assert (binding.expires, binding.transport) == (300, "tcp")
+    assert binding.received == "198.51.100.7:40123"
+    assert binding.user_agent == UA
+    assert ("Contact", "<sip:1001@10.0.0.5:5062;transport=tcp>;expires=300") in decision.headers
+
+
+def test_contact_expires_param_beats_the_header_and_is_capped():
+    decision = registrar.decide(
+        register("Contact: <sip:1001@10.0.0.5>;expires=999999999", "Expires: 60"),
+        current=None,
+        now=NOW,
+    )
+    assert decision.bind is not None and decision.bind.expires == registrar.MAX_EXPIRES
+
+
+def test_expires_zero_and_wildcard_remove():
+    for headers in (("Contact: <sip:1001@10.0.0.5:5062>;expires=0",), ("Contact: *", "Expires: 0")):
+        decision = registrar.decide(register(*headers, cseq=3), current=phone(), now=NOW)
+        assert (decision.status, decision.unbind, decision.bind) == (200, "1001", None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (("Contact: *", "Expires: 5"), 400),
+        (("Contact: *", "Contact: <sip:1001@h>", "Expires: 0"), 400),
+        (("Contact: <sip:1001@h>;expires=10",), 423),
+        (("Contact: <sip:1001@h>;expires=abc",), 400),
+    ],
+)
+def test_refusals(headers, status):
+    decision = registrar.decide(register(*headers), current=None, now=NOW)
+    assert decision.status == status and decision.bind is None and decision.unbind is None
+    if status == 423:
+        assert ("Min-Expires", str(registrar.MIN_EXPIRES)) in decision.headers
+
+
+def test_out_of_order_refresh_is_refused():
+    decision = registrar.decide(
+        register("Contact: <sip:1001@h>", cseq=2), current=phone(registration_cseq=2), now=NOW
+    )
+    assert decision.status == 500
+    ok = registrar.decide(
+        register("Contact: <sip:1001@h>", cseq=2, call_id="new"),
+        current=phone(registration_cseq=2),
+        now=NOW,
+    )
+    assert ok.status == 200 and ok.bind is not None
+
+
+def test_query_lists_the_current_binding():
+    decision = registrar.decide(register(cseq=3), current=phone(), now=NOW)
+    assert decision.status == 200 and decision.bind is None
+    assert ("Contact", "<sip:1001@10.0.0.5:5062>;expires=100") in decision.headers
+
+
+def test_aor_without_a_trackable_user_is_404():
+    decision = registrar.decide(
+        register("Contact: <sip:h>", to="<sip:pbx.example.com>"), current=None, now=NOW
+    )
+    assert decision.status == 404
+
+
+def test_a_wildcard_in_a_contact_list_is_malformed_already():
+    from sipbridge.sip.message import SipParseError
+
+    with pytest.raises(SipParseError):
+        register("Contact: *, <sip:1001@h>", "Expires: 0")
