@@ -1,0 +1,69 @@
+"""The command log: every command from every entry (HTTP API, SIP relay) and how it ended.
+
+Entries wrap the call into `CallControl` with `CommandLog.run`, so success and failure are logged
+the same way whoever asked. A failure's facts come from the error's `context` (filled by
+`CallControl` once it knows the phone); a refusal before that has only the source and reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+
+from sipbridge.control import CommandResult
+from sipbridge.errors import PhoneRejected, SipBridgeError
+from sipbridge.tracker.models import CommandLogEntry
+from sipbridge.tracker.store import TrackerStore
+
+log = logging.getLogger(__name__)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class CommandLog:
+    def __init__(self, store: TrackerStore) -> None:
+        self._store = store
+
+    async def run(self, source: str, command: Awaitable[CommandResult]) -> CommandResult:
+        """Await `command` and log how it ended; the result or the error passes through."""
+        try:
+            result = await command
+        except SipBridgeError as exc:
+            context = exc.context
+            status = exc.sip_status if isinstance(exc, PhoneRejected) else None
+            self._write(
+                CommandLogEntry(
+                    source=source,
+                    outcome=type(exc).__name__,
+                    reason=exc.detail[:500],
+                    phone_id=_text(context.get("phone")),
+                    call_id=_text(context.get("call_id")),
+                    command_uri=_text(context.get("command_uri")),
+                    transport=_text(context.get("transport")),
+                    status=status,
+                )
+            )
+            raise
+        self._write(
+            CommandLogEntry(
+                source=source,
+                outcome="ok",
+                reason=result.sip_reason or "OK",
+                phone_id=result.phone,
+                call_id=result.call_id,
+                command_uri=result.command_uri,
+                transport=result.transport,
+                status=result.sip_status if result.sip_status is not None else result.http_status,
+                latency_ms=result.latency_ms,
+            )
+        )
+        return result
+
+    def _write(self, entry: CommandLogEntry) -> None:
+        try:
+            self._store.log_command(entry)
+        except SipBridgeError as exc:
+            # The command itself is done; a failed log write must not turn it into an error.
+            log.error("command log write failed: %s", exc.detail)
