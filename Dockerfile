@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/sipbridge
 COPY pyproject.toml README.md ./
 COPY sipbridge ./sipbridge
+COPY sip_profiles ./sip_profiles
 RUN pip install . \
  && useradd --system --create-home --home-dir /data sipbridge
 
@@ -16,6 +17,7 @@ USER sipbridge
 # Listen on all interfaces inside the container; set SIPBRIDGE_SIP_CONTACT_HOST to the address
 # phones can reach when the container's own address is not it (published ports, NAT).
 ENV SIPBRIDGE_DATA_DIR=/data \
+    SIPBRIDGE_SIP_PROFILES_DIR=/opt/sipbridge/sip_profiles \
     SIPBRIDGE_HTTP_HOST=0.0.0.0 \
     SIPBRIDGE_SIP_HOST=0.0.0.0
 VOLUME ["/data"]

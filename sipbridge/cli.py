@@ -94,11 +94,14 @@ async def _serve(settings: Settings, *, demo_phones: int) -> None:
     try:
         await runner.setup()
     except SipBridgeError as exc:
+        await runner.cleanup()
         raise click.ClickException(exc.detail) from exc
     except Exception as exc:  # a port in use, a bad address: say so, no traceback
         await runner.cleanup()
         raise click.ClickException(f"cannot start: {exc}") from exc
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    # aiohttp's default listen backlog (128) overflows when clients open hundreds of connections
+    # at once; the dropped handshakes then cost 1-3 s retries (bench/run, 200 connections).
+    site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)
     try:
         await site.start()
     except OSError as exc:
@@ -200,3 +203,44 @@ def calls(config_file: Path | None) -> None:
 def openapi() -> None:
     """Print the OpenAPI document of the front API."""
     click.echo(json.dumps(build_openapi(), indent=2))
+
+
+@main.command(name="catalog")
+@click.option("--json", "as_json", is_flag=True, help="The same list as GET /v1/catalog.")
+def catalog_command(as_json: bool) -> None:
+    """List every Poly REST command sipbridge knows: method, path, transport, firmware."""
+    from sipbridge import catalog
+    from sipbridge.api.schemas import CatalogOut
+
+    if as_json:
+        click.echo(CatalogOut.of(catalog.ALL_COMMANDS).model_dump_json(indent=2))
+        return
+    for spec in catalog.ALL_COMMANDS:
+        click.echo(
+            f"{spec.name:22} {spec.http_method:4} {spec.command_uri:44} {spec.delivery:9} "
+            f"{spec.firmware}"
+        )
+
+
+@main.command(name="profiles")
+@config_option
+def profiles_command(config_file: Path | None) -> None:
+    """List the sip profiles (sip_profiles_dir): what each phone family can do."""
+    from sipbridge.catalog import format_version
+    from sipbridge.profiles import load_profiles
+
+    settings = _settings(config_file)
+    try:
+        book = load_profiles(settings.sip_profiles_dir)
+    except SipBridgeError as exc:
+        raise click.ClickException(exc.detail) from exc
+    for profile in book.profiles:
+        sip = profile.rest_over_sip_since
+        digest = profile.digest_since
+        click.echo(
+            f"{profile.name:14} {profile.title:40} "
+            f"REST over SIP: {format_version(sip) + '+' if sip else 'no':8} "
+            f"auth: {'/'.join(profile.http_auth) or 'none'}"
+            + (f", digest+sessions from {format_version(digest)}" if digest else "")
+            + ("" if profile.rest_api else "  (no REST API)")
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -67,6 +67,80 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
+    # -- phone profiles and the phone's own REST API (HTTP transport) ---------------------------
+    sip_profiles_dir: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "sip_profiles",
+        description="Directory of the device profiles (*.toml), one per family and firmware line.",
+    )
+    phone_credentials_file: Path | None = Field(
+        default=None,
+        description="TOML secrets file: REST API user/password (default and per phone), "
+        "optional URL and auth method per phone. None: no phone is reachable over HTTP.",
+    )
+    phone_http_scheme: Literal["http", "https"] = Field(
+        default="https", description="Scheme of a phone's REST API when its entry gives no URL."
+    )
+    phone_http_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port of the phones' REST API; default 80/443."
+    )
+    phone_http_verify_tls: bool = Field(
+        default=True, description="Verify the phones' TLS certificates (often self-signed)."
+    )
+    phone_http_ca_file: Path | None = Field(
+        default=None, description="CA bundle (PEM) that signed the phones' certificates."
+    )
+
+    # -- the SIP listener: what the tracker hears over SIP (REGISTER, dialog / reg NOTIFYs) ----
+    listen_host: str | None = Field(
+        default=None, description="Address of the SIP listener (UDP+TCP); default sip_host."
+    )
+    listen_port: int = Field(default=5062, ge=0, le=65535, description="Port of the SIP listener.")
+    sip_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("127.0.0.0/8", "::1"),
+        description="Networks (CIDR, comma-separated) the SIP listener accepts requests from.",
+    )
+    sip_rate_limit: float = Field(
+        default=200.0, gt=0, description="Requests a second one source may send the listener."
+    )
+    sip_rate_burst: int = Field(default=400, ge=1, description="Burst above sip_rate_limit.")
+    subscribe_dialogs: Literal["sip", "all", "none"] = Field(
+        default="sip",
+        description="Subscribe to dialog events (RFC 4235) of phones learned over SIP, "
+        "of all phones, or none.",
+    )
+    dialog_subscription_expires: int = Field(
+        default=3600, ge=60, le=86400, description="Expires asked for in dialog SUBSCRIBEs."
+    )
+    register_credentials_file: Path | None = Field(
+        default=None,
+        description="TOML file with a [register] table of phone id = password: REGISTERs "
+        "sent to the listener must then carry matching digest credentials.",
+    )
+    register_realm: str = Field(
+        default="sipbridge",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Digest realm for REGISTER challenges.",
+    )
+    register_digest_algorithms: Annotated[tuple[Literal["SHA-256", "MD5"], ...], NoDecode] = Field(
+        default=("SHA-256", "MD5"),
+        min_length=1,
+        description="Digest algorithms offered in REGISTER challenges, in order of preference.",
+    )
+    sip_relay_deadline: float = Field(
+        default=8.0,
+        ge=1,
+        le=30,
+        description="Seconds a PBX's relayed ACTION-URI NOTIFY may take before sipbridge "
+        "answers it 408 (well under the PBX's 32 s Timer F).",
+    )
+    sip_outbound_proxy: str | None = Field(
+        default=None,
+        description="SIP URI of a proxy every NOTIFY / SUBSCRIBE goes through "
+        "(e.g. sip:127.0.0.1:5060;lr); none: straight to the phone's contact.",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
@@ -82,12 +156,51 @@ class Settings(BaseSettings):
                 raise ValueError("each API key needs 8+ printable characters and no spaces")
         return value
 
-    @field_validator("http_host", "sip_host")
+    @field_validator("http_host", "sip_host", "listen_host")
     @classmethod
-    def _is_ip_address(cls, value: str) -> str:
-        # pjsua binds by address; a hostname would be resolved at an unknown time.
-        ipaddress.ip_address(value)
+    def _is_ip_address(cls, value: str | None) -> str | None:
+        # Sockets bind by address; a hostname would be resolved at an unknown time.
+        if value is not None:
+            ipaddress.ip_address(value)
         return value
+
+    @field_validator("sip_allow", "register_digest_algorithms", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @field_validator("sip_allow")
+    @classmethod
+    def _are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("sip_outbound_proxy")
+    @classmethod
+    def _is_sip_uri(cls, value: str | None) -> str | None:
+        if value is not None:
+            from sipbridge.sip.uri import SipParseError, parse_uri
+
+            try:
+                parse_uri(value)
+            except SipParseError as exc:
+                raise ValueError(f"not a SIP URI: {exc.reason}") from exc
+        return value
+
+    @property
+    def listener_host(self) -> str:
+        return self.listen_host or self.sip_host
+
+    @property
+    def listener_contact_host(self) -> str:
+        """Where phones reach the listener: the contact host unless it binds elsewhere."""
+        host = self.listener_host
+        if self.sip_contact_host or ipaddress.ip_address(host).is_unspecified:
+            return self.contact_host
+        return host
 
     @property
     def contact_host(self) -> str:

@@ -7,22 +7,34 @@ so every entry refuses bad input the same way and before anything reaches a phon
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sipbridge import catalog
 from sipbridge.catalog._fields import CallRef, Destination, Digits, LineNumber
 from sipbridge.dispatch import Dispatcher
-from sipbridge.errors import InvalidInput, NotFound, RemoteError
-from sipbridge.outcome import accept_sip_answer
+from sipbridge.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RemoteError,
+    TransportUnavailable,
+)
+from sipbridge.outcome import HttpOutcome, accept_http_answer, accept_sip_answer
+from sipbridge.phone_http import HttpAnswer
+from sipbridge.profiles import Capabilities
+from sipbridge.routing import PhoneRoutes, Requested, Transport, choose_transport, refs_call_id
 from sipbridge.sip import action_uri
+from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.sender import NotifySender
 from sipbridge.tracker import ENDED, Call, Phone, TrackerStore, state_after
 
 log = logging.getLogger(__name__)
+
+Accepted = TypeVar("Accepted")
 
 
 class ActionBody(BaseModel):
@@ -160,20 +172,44 @@ class CommandResult:
     phone: str
     call_id: str | None
     command_uri: str
-    transport: Literal["sip"]
-    sip_status: int
-    sip_reason: str
+    transport: Transport
+    sip_status: int | None
+    sip_reason: str | None
     latency_ms: float
+    # Over HTTP: the phone's HTTP status, its Poly status code and meaning, and what it returned.
+    http_status: int | None = None
+    poly_status: int | None = None
+    poly_meaning: str | None = None
+    data: Any = None
 
 
 class CallControl:
-    def __init__(self, store: TrackerStore, sender: NotifySender, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        store: TrackerStore,
+        sender: NotifySender,
+        dispatcher: Dispatcher,
+        *,
+        reports_contact: str | None = None,
+        outbound_proxy: str | None = None,
+        routes: PhoneRoutes | None = None,
+    ) -> None:
         self.store = store
+        # Profiles, phone credentials and HTTP settings; None: SIP only, no profile checks.
+        self._routes = routes
         self._sender = sender
         self._dispatcher = dispatcher
+        # The NOTIFY's Contact: sipbridge's listener when it runs, so a phone's reports about a
+        # command (Edge E sends them as INFO, DESIGN.md) reach it; else the UA itself.
+        self._reports_contact = reports_contact
+        self._outbound_proxy = outbound_proxy
 
     async def act_on_call(
-        self, call_id: str, action_name: str, body: Mapping[str, Any]
+        self,
+        call_id: str,
+        action_name: str,
+        body: Mapping[str, Any],
+        transport: Requested = "auto",
     ) -> CommandResult:
         action = CALL_ACTIONS.get(action_name)
         if action is None:
@@ -187,19 +223,25 @@ class CallControl:
             other = self._other_call_on_same_phone(parsed.other_call_id, phone)
         spec = catalog.lookup(action.command)
         command = catalog.build(spec, action.data(call_id, parsed))
-        result = await self._deliver(phone, command, call_id=call_id)
+        result = await self._deliver(phone, command, call_id=call_id, requested=transport)
         self._record(action_name, call, other)
         return result
 
     async def send_command(
-        self, phone_id: str, command_uri: str, data: Mapping[str, Any]
+        self,
+        phone_id: str,
+        command_uri: str,
+        data: Mapping[str, Any] | Sequence[Any],
+        transport: Requested = "auto",
     ) -> CommandResult:
         """A raw Poly command, validated against the catalog, to a phone."""
         phone = self.store.phone(phone_id)
         command = catalog.build(catalog.lookup(command_uri), data)
-        return await self._deliver(phone, command, call_id=None)
+        return await self._deliver(phone, command, call_id=None, requested=transport)
 
-    async def dial(self, phone_id: str, body: Mapping[str, Any]) -> CommandResult:
+    async def dial(
+        self, phone_id: str, body: Mapping[str, Any], transport: Requested = "auto"
+    ) -> CommandResult:
         parsed = _validate_body(DialBody, body)
         assert isinstance(parsed, DialBody)
         phone = self.store.phone(phone_id)
@@ -209,7 +251,7 @@ class CallControl:
         if parsed.type is not None:
             data["Type"] = parsed.type
         command = catalog.build(catalog.lookup("dial"), data)
-        return await self._deliver(phone, command, call_id=None)
+        return await self._deliver(phone, command, call_id=None, requested=transport)
 
     def _other_call_on_same_phone(self, other_call_id: str, phone: Phone) -> Call:
         other = self.store.call(other_call_id)
@@ -221,35 +263,43 @@ class CallControl:
         return other
 
     async def _deliver(
-        self, phone: Phone, command: catalog.Command, *, call_id: str | None
+        self,
+        phone: Phone,
+        command: catalog.Command,
+        *,
+        call_id: str | None,
+        requested: Requested = "auto",
     ) -> CommandResult:
+        # Profile, transport, Ref and size are all checked before anything is queued or sent.
+        capabilities = self._routes.capabilities(phone) if self._routes else None
+        transport = choose_transport(command.spec, capabilities, requested)
+        if call_id is not None:
+            refs_call_id(capabilities, command.as_json()["data"])
+        if transport == "http":
+            return await self._deliver_http(phone, command, call_id, capabilities)
         body = catalog.encode(command)  # 413 here: before anything is queued or sent
+        if capabilities is not None and len(body) > capabilities.profile.body_limit:
+            raise PayloadTooLarge(
+                f"the command body would be {len(body)} bytes; "
+                f"{capabilities.profile.title} accepts {capabilities.profile.body_limit}"
+            )
         request = action_uri.compose(
             contact=phone.contact,
             transport=phone.transport,
             body=body,
-            local_contact=self._sender.local_contact,
+            local_contact=self._reports_contact or self._sender.local_contact,
+            outbound_proxy=self._outbound_proxy,
         )
-        context: dict[str, Any] = {
-            "phone": phone.id,
-            "call_id": call_id,
-            "command_uri": command.spec.command_uri,
-            "transport": "sip",
-        }
-        try:
-            delivery = await self._dispatcher.deliver(phone.id, request)
-            answer = accept_sip_answer(delivery.answer)
-        except RemoteError as exc:
-            exc.context.update(context)
-            log.warning("%s to phone %s failed: %s", command.spec.name, phone.id, exc.detail)
-            raise
+        answer, latency_ms = await self._on_lane(
+            phone, command, call_id, "sip", request, accept_sip_answer
+        )
         log.info(
             "%s to phone %s: %d %s in %.1f ms",
             command.spec.name,
             phone.id,
             answer.status,
             answer.reason,
-            delivery.latency_ms,
+            latency_ms,
         )
         return CommandResult(
             phone=phone.id,
@@ -258,7 +308,75 @@ class CallControl:
             transport="sip",
             sip_status=answer.status,
             sip_reason=answer.reason,
-            latency_ms=round(delivery.latency_ms, 3),
+            latency_ms=round(latency_ms, 3),
+        )
+
+    async def _on_lane(
+        self,
+        phone: Phone,
+        command: catalog.Command,
+        call_id: str | None,
+        transport: Transport,
+        request: action_uri.OutgoingRequest,
+        accept: Callable[[SipAnswer], Accepted],
+    ) -> tuple[Accepted, float]:
+        """Queue `request` in the phone's lane, judge the answer; a failure carries the facts."""
+        try:
+            delivery = await self._dispatcher.deliver(phone.id, request)
+            accepted = accept(delivery.answer)
+        except RemoteError as exc:
+            exc.context.update(
+                {
+                    "phone": phone.id,
+                    "call_id": call_id,
+                    "command_uri": command.spec.command_uri,
+                    "transport": transport,
+                }
+            )
+            log.warning(
+                "%s to phone %s over %s failed: %s",
+                command.spec.name,
+                phone.id,
+                transport.upper(),
+                exc.detail,
+            )
+            raise
+        return accepted, delivery.latency_ms
+
+    async def _deliver_http(
+        self,
+        phone: Phone,
+        command: catalog.Command,
+        call_id: str | None,
+        capabilities: Capabilities | None,
+    ) -> CommandResult:
+        """The same command through the phone's REST API, in the same per-phone lane."""
+        if self._routes is None:
+            raise TransportUnavailable.one("transport", "the phone HTTP transport is not set up")
+        exchange = self._routes.exchange(phone, command, capabilities)
+        outcome, latency_ms = await self._on_lane(
+            phone, command, call_id, "http", exchange, _accept_http
+        )
+        log.info(
+            "%s to phone %s over HTTP: %d (Poly %s) in %.1f ms",
+            command.spec.name,
+            phone.id,
+            outcome.http_status,
+            outcome.poly_status,
+            latency_ms,
+        )
+        return CommandResult(
+            phone=phone.id,
+            call_id=call_id,
+            command_uri=command.spec.command_uri,
+            transport="http",
+            sip_status=None,
+            sip_reason=None,
+            latency_ms=round(latency_ms, 3),
+            http_status=outcome.http_status,
+            poly_status=outcome.poly_status,
+            poly_meaning=outcome.poly_meaning,
+            data=outcome.data,
         )
 
     def _record(self, action_name: str, call: Call, other: Call | None) -> None:
@@ -271,6 +389,12 @@ class CallControl:
                 self.store.remove_call(tracked.call_id)
             elif tracked is call:
                 self.store.set_call_state(tracked.call_id, after)
+
+
+def _accept_http(answer: SipAnswer) -> HttpOutcome:
+    # The lane answers an HttpExchange with an HttpAnswer (sipbridge.phone_http).
+    assert isinstance(answer, HttpAnswer), "an HttpExchange is answered by HTTP"
+    return accept_http_answer(answer)
 
 
 def _validate_body(model: type[ActionBody], body: Mapping[str, Any]) -> ActionBody:

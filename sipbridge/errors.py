@@ -6,6 +6,8 @@
     │   ├── UnsupportedMediaType  body is not application/json
     │   ├── PayloadTooLarge       request or composed command over its limit (Poly: 20 KB)
     │   ├── InvalidInput          a field is missing or breaks its rule (names the fields)
+    │   │   ├── NotSupportedByPhone    the phone's profile lacks the command (says why)
+    │   │   └── TransportUnavailable   the command cannot travel over the chosen transport
     │   ├── Unauthorized          no or unknown API key
     │   ├── NotFound              unknown route, phone, call or action
     │   │   ├── UnknownPhone
@@ -14,12 +16,18 @@
     ├── RemoteError               the phone or the network misbehaved
     │   ├── PhoneRejected         the phone answered with a non-2xx final response
     │   ├── PhoneUnreachable      no route/transport to the phone (local SIP failure)
-    │   └── PhoneTimeout          no final answer before the deadline
-    └── StoreError                the tracker's database failed (our side, not the caller's)
+    │   ├── PhoneTimeout          no final answer before the deadline
+    │   ├── PhoneRefused          the phone's REST API answered a Poly failure code (4xxx/5xxx)
+    │   │   └── PhoneBusy         ... 4001 or 403: busy with another request (retry later)
+    │   └── PhoneAuthFailed       the phone's REST API refused our credentials
+    ├── StoreError                the tracker's database failed (our side, not the caller's)
+    ├── ProfileError              a sip_profiles file, a pin or the credentials file is wrong
+    └── StartupError              a listener or the UA could not start (port in use, bad address)
 
 The mapping to HTTP statuses and problem bodies lives in one place only:
 `sipbridge.api.problems`. Foreign exceptions (`pj.Error`, `sqlite3.Error`, pydantic's
-`ValidationError`) are translated into these where they enter, with `raise ... from exc`.
+`ValidationError`, `aiohttp.ClientError`) are translated into these where they enter, with
+`raise ... from exc`.
 """
 
 from __future__ import annotations
@@ -77,6 +85,14 @@ class InvalidInput(RequestError):
         return cls([FieldProblem(field=field, message=message)])
 
 
+class NotSupportedByPhone(InvalidInput):
+    title = "Not supported by the phone"
+
+
+class TransportUnavailable(InvalidInput):
+    title = "Transport not available"
+
+
 class Unauthorized(RequestError):
     title = "Unauthorized"
 
@@ -124,5 +140,38 @@ class PhoneTimeout(RemoteError):
     title = "Phone did not answer in time"
 
 
+class PhoneRefused(RemoteError):
+    """Over HTTP the phone answers a Poly status code (manual 002, "Error Codes")."""
+
+    title = "Phone refused the command"
+
+    def __init__(
+        self, detail: str, *, http_status: int, poly_status: int | None, poly_meaning: str | None
+    ) -> None:
+        super().__init__(detail)
+        self.http_status = http_status
+        self.poly_status = poly_status
+        self.poly_meaning = poly_meaning
+
+
+class PhoneBusy(PhoneRefused):
+    """The phone runs one request at a time and was busy with someone else's."""
+
+    title = "Phone busy"
+    retry_after = 1
+
+
+class PhoneAuthFailed(RemoteError):
+    title = "Phone refused the credentials"
+
+
 class StoreError(SipBridgeError):
     title = "Tracker storage failed"
+
+
+class ProfileError(SipBridgeError):
+    title = "Profile or phone access configuration error"
+
+
+class StartupError(SipBridgeError):
+    title = "Cannot start"

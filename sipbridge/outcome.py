@@ -4,11 +4,28 @@ A 2xx final response means the phone took the command. Any other final response 
 the phone's refusal (502 to the caller, with the phone's status and reason). A status the UA made
 up itself is about the path, not the phone: 408 (Timer F, RFC 3261 §17.1.2.2) means no answer;
 anything else means the phone could not be reached.
+
+Over HTTP the phone's REST API answers a Poly status code in its JSON body (manual 002, "Error
+Codes"); `accept_http_answer` turns it into the same kinds of result, with the code and its
+meaning kept for the caller.
 """
 
 from __future__ import annotations
 
-from sipbridge.errors import PhoneRejected, PhoneTimeout, PhoneUnreachable
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sipbridge.errors import (
+    PhoneAuthFailed,
+    PhoneBusy,
+    PhoneRefused,
+    PhoneRejected,
+    PhoneTimeout,
+    PhoneUnreachable,
+)
+from sipbridge.phone_http import HttpAnswer
 from sipbridge.sip.action_uri import SipAnswer
 
 
@@ -25,3 +42,101 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
     if answer.status == 408:
         raise PhoneTimeout("the phone did not answer the NOTIFY (SIP transaction timed out)")
     raise PhoneUnreachable(f"the NOTIFY could not be sent: {answer.status} {answer.reason}")
+
+
+# Manual 002, "Error Codes": what each Poly status code says (in our words).
+POLY_STATUS: dict[int, str] = {
+    2000: "success",
+    4000: "invalid input parameters",
+    4001: "device busy",
+    4002: "line not registered",
+    4003: "operation not allowed",
+    4004: "operation not supported",
+    4005: "line does not exist",
+    4006: "URLs not configured",
+    4007: "call does not exist",
+    4008: "configuration export failed",
+    4009: "input size limit exceeded",
+    4010: "default password not allowed (change the phone's admin password)",
+    4011: "contact not found",
+    4400: "bad request",
+    4403: "forbidden",
+    5000: "failed to process the request",
+    5500: "internal server error",
+}
+POLY_OK = 2000
+POLY_BUSY = 4001
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpOutcome:
+    """A command the phone's REST API carried out, and what it returned."""
+
+    http_status: int
+    poly_status: int | None
+    poly_meaning: str | None
+    data: Any
+
+
+def accept_http_answer(answer: HttpAnswer) -> HttpOutcome:
+    """Return the outcome if the phone's REST API did the command; raise the fitting error if not.
+
+    The Poly code decides where there is one; without one (a bare 403 while another request
+    runs, manual 002 prerequisites; 401; a non-JSON body) the HTTP status does.
+    """
+    document = _json_object(answer)
+    code = _poly_code(document)
+    meaning = POLY_STATUS.get(code, "unknown Poly status") if code is not None else None
+    if answer.status == 401:
+        raise PhoneAuthFailed(
+            "the phone refused sipbridge's credentials (see phone_credentials_file and the "
+            "phone's httpd.rest.auth.* settings)"
+        )
+    if 200 <= answer.status < 300 and code in (None, POLY_OK):
+        return HttpOutcome(
+            http_status=answer.status,
+            poly_status=code,
+            poly_meaning=meaning,
+            data=_data(answer, document),
+        )
+    detail = f"the phone answered HTTP {answer.status} {answer.reason}".rstrip()
+    if code is not None:
+        detail += f", Poly status {code}: {meaning}"
+    refusal = PhoneBusy if code == POLY_BUSY or (answer.status == 403 and code is None) else None
+    raise (refusal or PhoneRefused)(
+        detail, http_status=answer.status, poly_status=code, poly_meaning=meaning
+    )
+
+
+def _json_object(answer: HttpAnswer) -> dict[str, Any] | None:
+    if "json" not in answer.content_type:
+        return None
+    try:
+        document = json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _poly_code(document: dict[str, Any] | None) -> int | None:
+    # Manuals show Status both as "2000" and as 2000.
+    status = (document or {}).get("Status")
+    if isinstance(status, int) or (isinstance(status, str) and status.isdigit()):
+        return int(status)
+    return None
+
+
+def _data(answer: HttpAnswer, document: dict[str, Any] | None) -> Any:
+    """What the command returned: `data` where the phone nests it, else the other top-level
+    fields (ping, powerStatus and getPresence answer beside Status); binary as base64."""
+    if document is None:
+        if not answer.body:
+            return None
+        return {
+            "content_type": answer.content_type,
+            "base64": base64.b64encode(answer.body).decode(),
+        }
+    if "data" in document:
+        return document["data"]
+    rest = {key: value for key, value in document.items() if key != "Status"}
+    return rest or None

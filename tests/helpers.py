@@ -42,6 +42,7 @@ class SippPhone:
     workdir: Path
     transport: str = "u1"
     calls: int = 1
+    keys: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     received: list[SipRequest] = field(default_factory=list)
 
@@ -59,10 +60,27 @@ class SippPhone:
         assert sipp, "sipp is not installed (Debian package sip-tester); run scripts/dev test"
         self.process = subprocess.Popen(
             [
-                sipp, "-sf", str(SCENARIOS / self.scenario), "-i", "127.0.0.1",
-                "-p", str(self.port), "-t", self.transport, "-m", str(self.calls),
-                "-timeout", "20", "-nostdin", "-trace_msg", "-message_file", str(self.log_file),
-                "-trace_err", "-error_file", str(self.workdir / f"sipp-{self.port}.err"),
+                sipp,
+                "-sf",
+                str(SCENARIOS / self.scenario),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-t",
+                self.transport,
+                "-m",
+                str(self.calls),
+                "-timeout",
+                "20",
+                "-nostdin",
+                "-trace_msg",
+                "-message_file",
+                str(self.log_file),
+                "-trace_err",
+                "-error_file",
+                str(self.workdir / f"sipp-{self.port}.err"),
+                *_key_args(self.keys),
             ],
             cwd=self.workdir,
             stdout=subprocess.DEVNULL,
@@ -120,7 +138,127 @@ def _received_requests(log_file: Path) -> list[SipRequest]:
         if "message received" not in head:
             continue
         text = message.lstrip("\n").replace("\r\n", "\n").replace("\n", "\r\n")
-        parsed = parse_message(text.encode())
+        head, _, body = text.partition("\r\n\r\n")
+        # The log loses trailing line ends (of the blank line, or of the body): restore them.
+        length = re.search(r"^(?:Content-Length|l)\s*:\s*(\d+)", head, re.I | re.M)
+        wanted = int(length.group(1)) if length else len(body.encode())
+        raw_body = body.encode()
+        raw_body += b"\r\n" * ((wanted - len(raw_body) + 1) // 2) if len(raw_body) < wanted else b""
+        parsed = parse_message(head.encode() + b"\r\n\r\n" + raw_body[:wanted])
         if isinstance(parsed, SipRequest):
             requests.append(parsed)
     return requests
+
+
+def _key_args(keys: dict[str, str]) -> list[str]:
+    return [arg for name, value in keys.items() for arg in ("-key", name, value)]
+
+
+def run_sipp_uac(
+    scenario: str,
+    target: str,
+    workdir: Path,
+    *,
+    service: str = "1001",
+    keys: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+    timeout: float = 20,
+) -> subprocess.CompletedProcess[str]:
+    """Run sipp as a client (one call) against 127.0.0.1:port and wait for it to finish."""
+    sipp = shutil.which("sipp")
+    assert sipp, "sipp is not installed (Debian package sip-tester); run scripts/dev test"
+    port = free_port()
+    return subprocess.run(
+        [
+            sipp,
+            target,
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-s",
+            service,
+            "-m",
+            "1",
+            "-timeout",
+            str(int(timeout)),
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            str(workdir / f"sipp-uac-{port}.err"),
+            *_key_args(keys or {}),
+            *extra,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+    )
+
+
+DEPLOY = Path(__file__).parents[1] / "deploy"
+
+
+@dataclass
+class Kamailio:
+    """Debian's kamailio with deploy/kamailio/kamailio.cfg on 127.0.0.1:port, replicating
+    REGISTERs to `listener` (a SIP URI)."""
+
+    port: int
+    listener: str
+    workdir: Path
+    config: str = "kamailio.cfg"
+    http_port: int | None = None  # for the JSON-RPC config: xhttp on this TCP port
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Kamailio:
+        binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
+        assert Path(binary).exists(), "kamailio is not installed; run scripts/dev test"
+        log = (self.workdir / f"kamailio-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "-f",
+                str(DEPLOY / "kamailio" / self.config),
+                "-DD",
+                "-E",
+                "-l",
+                f"udp:127.0.0.1:{self.port}",
+                "-l",
+                f"tcp:127.0.0.1:{self.port}",
+                *(["-l", f"tcp:127.0.0.1:{self.http_port}"] if self.http_port else []),
+                "-A",
+                f'SIPBRIDGE_LISTENER="{self.listener}"',
+                "-P",
+                str(self.workdir / f"kamailio-{self.port}.pid"),
+                "-Y",
+                str(self.workdir),
+                "-w",
+                str(self.workdir),
+                "-m",
+                "64",
+                "-M",
+                "8",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        _wait_for_port(self.port, "u1", self.process)
+        if self.http_port:
+            _wait_for_port(self.http_port, "t1", self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return (self.workdir / f"kamailio-{self.port}.log").read_text(errors="replace")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+import tomllib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -13,11 +17,22 @@ from sipbridge.api.auth import auth_middleware, stored_or_new_key
 from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
 from sipbridge.api.views import routes
+from sipbridge.command_log import CommandLog
 from sipbridge.config import Settings
 from sipbridge.control import CallControl
 from sipbridge.dispatch import Dispatcher
+from sipbridge.errors import SipBridgeError, StartupError
+from sipbridge.pbx_relay import ActionUriRelay
+from sipbridge.phone_access import load_access
+from sipbridge.phone_http import PhoneHttpClient, PhoneTransports, tls_context
+from sipbridge.profiles import load_profiles
+from sipbridge.routing import PhoneRoutes
+from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
+from sipbridge.sip.listener import ListenerCore, SipListener
 from sipbridge.sip.sender import NotifySender
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
+from sipbridge.tracker.subscriptions import DialogSubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +85,154 @@ def create_app(
         if start is not None:
             start()
         app[keys.SENDER] = sender
+        listener = await _start_listener(app, settings, sender)
+        # One lane per phone for both transports: NOTIFYs and REST calls share the queue.
         dispatcher = Dispatcher(
-            sender, queue_limit=settings.phone_queue_limit, deadline=settings.command_deadline
+            PhoneTransports(sender, app[keys.PHONE_HTTP]),
+            queue_limit=settings.phone_queue_limit,
+            deadline=settings.command_deadline,
         )
-        app[keys.CONTROL] = CallControl(app[keys.STORE], sender, dispatcher)
+        app[keys.CONTROL] = CallControl(
+            app[keys.STORE],
+            sender,
+            dispatcher,
+            routes=app[keys.ROUTES],
+            reports_contact=f"sip:sipbridge@{_uri_host(settings.listener_contact_host)}:{listener.port}",
+            outbound_proxy=settings.sip_outbound_proxy,
+        )
+        app[keys.COMMAND_LOG] = CommandLog(app[keys.STORE])
+        # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
+        app[keys.SIP_FEED].relay = ActionUriRelay(
+            app[keys.STORE],
+            app[keys.CONTROL],
+            app[keys.COMMAND_LOG],
+            deadline=settings.sip_relay_deadline,
+        )
+        janitor = asyncio.get_running_loop().create_task(_expire_registrations(app))
         yield
+        janitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await janitor
+        await listener.stop()
+        if keys.SUBSCRIPTIONS in app:
+            await app[keys.SUBSCRIPTIONS].stop()
         stop = getattr(sender, "stop", None)
         if stop is not None:
             stop()
 
+    async def phone_http_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Profiles, phone credentials and the phone REST client; a bad file stops the start."""
+        profiles = load_profiles(settings.sip_profiles_dir)
+        access = load_access(settings.phone_credentials_file)
+        log.info("sip profiles: %s", ", ".join(profiles.names()))
+        client = PhoneHttpClient(
+            timeout=settings.command_deadline,
+            tls=tls_context(
+                verify=settings.phone_http_verify_tls, ca_file=settings.phone_http_ca_file
+            ),
+        )
+        await client.start()
+        app[keys.PROFILES] = profiles
+        app[keys.PHONE_HTTP] = client
+        app[keys.ROUTES] = PhoneRoutes(
+            profiles, access, scheme=settings.phone_http_scheme, port=settings.phone_http_port
+        )
+        yield
+        await client.close()  # deletes the REST sessions it opened
+
     app.cleanup_ctx.append(tracker_ctx)
+    app.cleanup_ctx.append(phone_http_ctx)
     app.cleanup_ctx.append(sip_ctx)
     return app
+
+
+async def _start_listener(
+    app: web.Application, settings: Settings, sender: NotifySender
+) -> SipListener:
+    """The SIP listener and what stands behind it: REGISTER, dialog and reg NOTIFYs."""
+    store = app[keys.STORE]
+    listener_port = {"port": settings.listen_port}
+    subscriptions = None
+    if settings.subscribe_dialogs != "none":
+        subscriptions = DialogSubscriptions(
+            sender,
+            listener_host=settings.listener_contact_host,
+            listener_port=lambda: listener_port["port"],
+            expires=settings.dialog_subscription_expires,
+            outbound_proxy=settings.sip_outbound_proxy,
+        )
+        app[keys.SUBSCRIPTIONS] = subscriptions
+    feed = SipFeed(store, subscriptions, register_auth=_register_auth(settings))
+    app[keys.SIP_FEED] = feed
+    core = ListenerCore(
+        feed,
+        allowlist=Allowlist(parse_networks(settings.sip_allow)),
+        rate_limiter=RateLimiter(
+            time.monotonic, rate=settings.sip_rate_limit, burst=settings.sip_rate_burst
+        ),
+        audit=store.audit,
+    )
+    listener = SipListener(core, host=settings.listener_host, port=settings.listen_port)
+    try:
+        await listener.start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen for SIP on {settings.listener_host}:{settings.listen_port}: "
+            f"{exc.strerror}"
+        ) from exc
+    listener_port["port"] = listener.port
+    app[keys.LISTENER] = listener
+    if subscriptions is not None:
+        for phone in store.phones():
+            if settings.subscribe_dialogs == "all" or phone.learned_from != "http":
+                subscriptions.phone_registered(phone)
+        await subscriptions.start()
+    return listener
+
+
+def _register_auth(settings: Settings) -> RegisterAuth | None:
+    """The REGISTER credentials, if configured; a bad file stops the start with its name."""
+    path = settings.register_credentials_file
+    if path is None:
+        return None
+    try:
+        table = tomllib.loads(path.read_text())["register"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise StartupError(f"cannot read [register] from {path}: {exc}") from exc
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in table.items()
+    ):
+        raise StartupError(f"[register] in {path} must map phone ids to non-empty passwords")
+    log.info(
+        "REGISTER needs digest credentials for %d phones (realm %s)",
+        len(table),
+        settings.register_realm,
+    )
+    return RegisterAuth(
+        realm=settings.register_realm,
+        passwords=dict(table),
+        algorithms=settings.register_digest_algorithms,
+    )
+
+
+async def _expire_registrations(app: web.Application, every: float = 30.0) -> None:
+    """Registrations that ran out leave the tracker on their own, with their calls."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            gone = app[keys.STORE].purge_expired()
+        except SipBridgeError as exc:
+            log.error("could not purge expired registrations: %s", exc.detail)
+            continue
+        for phone_id in gone:
+            if keys.SUBSCRIPTIONS in app:
+                app[keys.SUBSCRIPTIONS].phone_gone(phone_id)
+        if gone:
+            log.info("registrations expired: %s", ", ".join(gone))
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _api_keys(settings: Settings) -> tuple[str, ...]:

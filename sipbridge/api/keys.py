@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sipbridge.command_log import CommandLog
 from sipbridge.config import Settings
 from sipbridge.control import CallControl
+from sipbridge.phone_http import PhoneHttpClient
+from sipbridge.profiles import ProfileBook
+from sipbridge.routing import PhoneRoutes
+from sipbridge.sip.listener import SipListener
 from sipbridge.sip.sender import NotifySender
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.sip_feed import SipFeed
+from sipbridge.tracker.subscriptions import DialogSubscriptions
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", TrackerStore)
 SENDER = web.AppKey("sender", NotifySender)
 CONTROL = web.AppKey("control", CallControl)
 API_KEYS = web.AppKey("api_keys", frozenset)
+PROFILES = web.AppKey("profiles", ProfileBook)
+PHONE_HTTP = web.AppKey("phone_http", PhoneHttpClient)
+ROUTES = web.AppKey("routes", PhoneRoutes)
+LISTENER = web.AppKey("listener", SipListener)
+SIP_FEED = web.AppKey("sip_feed", SipFeed)
+SUBSCRIPTIONS = web.AppKey("subscriptions", DialogSubscriptions)
+COMMAND_LOG = web.AppKey("command_log", CommandLog)

@@ -12,18 +12,25 @@ from sipbridge.api import schemas
 from sipbridge.api.problems import PROBLEM_CONTENT_TYPE
 from sipbridge.catalog._fields import CALL_ID_PATTERN
 from sipbridge.control import CALL_ACTIONS, DialBody, DtmfBody, TransferBody, WarmTransferBody
+from sipbridge.tracker.models import PHONE_ID_PATTERN
 
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
+    schemas.CommandLogPage,
     schemas.PhoneIn,
     schemas.PhoneOut,
     schemas.PhoneList,
     schemas.CallIn,
     schemas.CallOut,
     schemas.CallList,
+    schemas.PhoneBatchIn,
+    schemas.CallBatchIn,
+    schemas.BatchOut,
     schemas.CommandIn,
     schemas.CommandResultOut,
     schemas.Problem,
+    schemas.CatalogOut,
+    schemas.ProfileList,
     TransferBody,
     WarmTransferBody,
     DtmfBody,
@@ -50,10 +57,13 @@ def _problems(*statuses: int) -> dict[str, Any]:
         404: "Unknown phone, call or action",
         413: "Body over the limit (commands: 20 KB)",
         415: "Body is not application/json",
-        422: "A field is missing or invalid; `errors` names it",
+        422: "A field is missing or invalid, the phone's profile lacks the command, or the "
+        "transport cannot carry it; `errors` names the field, `detail` says why",
         429: "The phone's queue is full; see Retry-After",
-        502: "The phone refused the command or could not be reached",
-        503: "The tracker database is unavailable",
+        502: "The phone refused the command (SIP status, or HTTP status and Poly code with its "
+        "meaning) or could not be reached",
+        503: "The tracker database is unavailable, or the phone is busy with another client's "
+        "request (Poly 4001; see Retry-After)",
         504: "No answer from the phone by the deadline",
     }
     problem = {PROBLEM_CONTENT_TYPE: {"schema": _ref(schemas.Problem)}}
@@ -61,7 +71,16 @@ def _problems(*statuses: int) -> dict[str, Any]:
 
 
 _COMMAND_ERRORS = (400, 401, 404, 413, 415, 422, 429, 502, 503, 504)
+_TRANSPORT = {
+    "name": "transport",
+    "in": "query",
+    "required": False,
+    "description": "auto (default): SIP for call control where the phone's profile allows it, "
+    "HTTP for queries that return data and for phones without REST over SIP; or force sip / http.",
+    "schema": {"type": "string", "enum": ["auto", "sip", "http"], "default": "auto"},
+}
 _FEED_ERRORS = (400, 401, 404, 415, 422, 503)
+_BATCH_ERRORS = (400, 401, 413, 415, 422, 503)
 
 
 def _path_param(name: str, pattern: str, description: str) -> dict[str, Any]:
@@ -76,14 +95,19 @@ def _path_param(name: str, pattern: str, description: str) -> dict[str, Any]:
 
 def build_openapi() -> dict[str, Any]:
     _, definitions = models_json_schema([(m, "validation") for m in _MODELS], ref_template=_REF)
-    phone = _path_param("phone", schemas.PHONE_ID_PATTERN, "Phone id (e.g. the extension).")
+    phone = _path_param("phone", PHONE_ID_PATTERN, "Phone id (e.g. the extension).")
     call = _path_param("call_id", CALL_ID_PATTERN, "SIP Call-ID, percent-encoded.")
     paths: dict[str, Any] = {
         "/v1/phones": {
             "get": {
                 "summary": "List registered phones",
                 "responses": {"200": _ok(schemas.PhoneList), **_problems(401, 503)},
-            }
+            },
+            "put": {
+                "summary": "Register or refresh many phones (all or none; 422 names the item)",
+                "requestBody": _json_body(schemas.PhoneBatchIn),
+                "responses": {"200": _ok(schemas.BatchOut), **_problems(*_BATCH_ERRORS)},
+            },
         },
         "/v1/phones/{phone}": {
             "parameters": [phone],
@@ -105,6 +129,7 @@ def build_openapi() -> dict[str, Any]:
             "parameters": [phone],
             "post": {
                 "summary": "Send one catalog command to a phone",
+                "parameters": [_TRANSPORT],
                 "requestBody": _json_body(schemas.CommandIn),
                 "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
             },
@@ -113,9 +138,23 @@ def build_openapi() -> dict[str, Any]:
             "parameters": [phone],
             "post": {
                 "summary": "Place a call from a phone",
+                "parameters": [_TRANSPORT],
                 "requestBody": _json_body(DialBody),
                 "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
             },
+        },
+        "/v1/commands": {
+            "get": {
+                "summary": "The command log, newest first (HTTP and SIP-relayed commands)",
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+                    {"name": "before", "in": "query", "required": False,
+                     "description": "next_before of the previous page",
+                     "schema": {"type": "integer", "minimum": 1}},
+                ],
+                "responses": {"200": _ok(schemas.CommandLogPage), **_problems(401, 422, 503)},
+            }
         },
         "/v1/calls": {
             "get": {
@@ -129,7 +168,12 @@ def build_openapi() -> dict[str, Any]:
                     }
                 ],
                 "responses": {"200": _ok(schemas.CallList), **_problems(401, 503)},
-            }
+            },
+            "put": {
+                "summary": "Record many calls (all or none; 422 names the item)",
+                "requestBody": _json_body(schemas.CallBatchIn),
+                "responses": {"200": _ok(schemas.BatchOut), **_problems(*_BATCH_ERRORS)},
+            },
         },
         "/v1/calls/{call_id}": {
             "parameters": [call],
@@ -148,10 +192,24 @@ def build_openapi() -> dict[str, Any]:
             },
         },
     }
+    paths["/v1/catalog"] = {
+        "get": {
+            "summary": "Every Poly REST command: method, path, input and output, firmware lines, "
+            "SIP-deliverable or HTTP-only",
+            "responses": {"200": _ok(schemas.CatalogOut), **_problems(401)},
+        }
+    }
+    paths["/v1/profiles"] = {
+        "get": {
+            "summary": "The loaded sip profiles: REST over SIP, HTTP auth, sessions, body limit",
+            "responses": {"200": _ok(schemas.ProfileList), **_problems(401)},
+        }
+    }
     for action in CALL_ACTIONS.values():
         operation: dict[str, Any] = {
             "summary": action.summary,
             "description": f"Sends the Poly command `{action.command}` to the phone with the call.",
+            "parameters": [_TRANSPORT],
             "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
         }
         if action.body.model_fields:

@@ -29,12 +29,18 @@ _STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.NotFound, 404, "not-found"),
     (errors.PayloadTooLarge, 413, "payload-too-large"),
     (errors.UnsupportedMediaType, 415, "unsupported-media-type"),
+    (errors.NotSupportedByPhone, 422, "not-supported-by-phone"),
+    (errors.TransportUnavailable, 422, "transport-unavailable"),
     (errors.InvalidInput, 422, "invalid-input"),
     (errors.QueueFull, 429, "phone-queue-full"),
     (errors.PhoneRejected, 502, "phone-rejected"),
     (errors.PhoneUnreachable, 502, "phone-unreachable"),
     (errors.PhoneTimeout, 504, "phone-timeout"),
+    (errors.PhoneBusy, 503, "phone-busy"),
+    (errors.PhoneRefused, 502, "phone-refused"),
+    (errors.PhoneAuthFailed, 502, "phone-auth-failed"),
     (errors.StoreError, 503, "store-unavailable"),
+    (errors.ProfileError, 500, "profile-error"),
 )
 
 
@@ -66,8 +72,12 @@ def from_error(exc: errors.SipBridgeError) -> web.Response:
     if isinstance(exc, errors.PhoneRejected):
         extra["sip_status"] = exc.sip_status
         extra["sip_reason"] = exc.sip_reason
+    if isinstance(exc, errors.PhoneRefused):
+        extra["http_status"] = exc.http_status
+        extra["poly_status"] = exc.poly_status
+        extra["poly_meaning"] = exc.poly_meaning
     response = problem_response(status, slug, exc.title, exc.detail, **extra)
-    if isinstance(exc, errors.QueueFull):
+    if isinstance(exc, errors.QueueFull | errors.PhoneBusy):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from sipbridge.catalog import CommandSpec
 from sipbridge.catalog._fields import CALL_ID_PATTERN
+from sipbridge.profiles import Profile
 from sipbridge.sip.uri import SipParseError, parse_uri
 from sipbridge.tracker import Call, Phone
+from sipbridge.tracker.models import PHONE_ID_PATTERN, CommandLogEntry
 
-PHONE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$"
 PhoneId = Annotated[str, StringConstraints(pattern=PHONE_ID_PATTERN)]
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=CALL_ID_PATTERN)]
 
@@ -41,6 +44,11 @@ class PhoneIn(_In):
     )
     user_agent: str | None = Field(None, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")
     expires: int = Field(3600, ge=1, le=7 * 86400, description="Seconds the registration lasts.")
+    profile: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="Pin a sip profile (see GET /v1/profiles); default: matched from user_agent.",
+    )
 
     @field_validator("contact", "aor")
     @classmethod
@@ -64,6 +72,9 @@ class PhoneOut(_Out):
     user_agent: str | None
     registered_until: datetime
     updated_at: datetime
+    learned_from: str = Field(description="http (the feed), register (a REGISTER) or reginfo.")
+    received: str | None = Field(description="Source address of the phone's REGISTER.")
+    profile: str | None = Field(None, description="The sip profile pinned to the phone, if any.")
 
     @classmethod
     def of(cls, phone: Phone) -> PhoneOut:
@@ -75,6 +86,9 @@ class PhoneOut(_Out):
             user_agent=phone.user_agent,
             registered_until=_iso(phone.registered_until),
             updated_at=_iso(phone.updated_at),
+            learned_from=phone.learned_from,
+            received=phone.received,
+            profile=phone.profile,
         )
 
 
@@ -101,12 +115,37 @@ class CallOut(_Out):
         )
 
 
+# A batch is one SQLite transaction; 1,000 items keep one request well under a second.
+BATCH_LIMIT = 1000
+
+
+class PhoneBatchItem(PhoneIn):
+    id: PhoneId = Field(description="Phone id (e.g. the extension).")
+
+
+class PhoneBatchIn(_In):
+    phones: list[PhoneBatchItem] = Field(min_length=1, max_length=BATCH_LIMIT)
+
+
+class CallBatchItem(CallIn):
+    call_id: CallId = Field(description="The call's SIP Call-ID.")
+
+
+class CallBatchIn(_In):
+    calls: list[CallBatchItem] = Field(min_length=1, max_length=BATCH_LIMIT)
+
+
+class BatchOut(_Out):
+    stored: int = Field(description="How many items were written (all of them).")
+
+
 class CommandIn(_In):
     command_uri: str = Field(
         max_length=256, description="A catalog command-URI, e.g. /api/v1/callctrl/holdCall."
     )
-    data: dict[str, Any] = Field(
-        default_factory=dict, description="The command's data, Poly field names."
+    data: dict[str, Any] | list[Any] = Field(
+        default_factory=dict,
+        description="The command's data, Poly field names (a list of names for getConfig).",
     )
 
 
@@ -114,10 +153,81 @@ class CommandResultOut(_Out):
     phone: str
     call_id: str | None
     command_uri: str
-    transport: Literal["sip"]
-    sip_status: int
-    sip_reason: str
+    transport: Literal["sip", "http"]
+    sip_status: int | None = Field(description="The SIP status of the NOTIFY; null over HTTP.")
+    sip_reason: str | None
     latency_ms: float
+    http_status: int | None = Field(None, description="The phone's HTTP status; null over SIP.")
+    poly_status: int | None = Field(None, description="Poly status code, e.g. 2000.")
+    poly_meaning: str | None = Field(None, description="What the Poly status code means.")
+    data: Any = Field(None, description="What a query command returned (over HTTP).")
+
+
+class CatalogEntry(_Out):
+    name: str
+    command_uri: str
+    manual_name: str
+    group: str
+    http_method: str
+    delivery: Literal["any", "sip-only", "http-only"]
+    firmware: str = Field(description="Firmware lines (and first versions) that have it.")
+    summary: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    note: str
+
+
+class CatalogOut(_Out):
+    commands: list[CatalogEntry]
+
+    @classmethod
+    def of(cls, specs: Iterable[CommandSpec]) -> CatalogOut:
+        return cls(
+            commands=[
+                CatalogEntry(
+                    name=spec.name,
+                    command_uri=spec.command_uri,
+                    manual_name=spec.manual_name,
+                    group=spec.group,
+                    http_method=spec.http_method,
+                    delivery=spec.delivery,
+                    firmware=spec.firmware,
+                    summary=spec.summary,
+                    input_schema=spec.data_model.model_json_schema(by_alias=True),
+                    output_schema=(
+                        spec.output_model.model_json_schema(by_alias=True)
+                        if spec.output_model
+                        else None
+                    ),
+                    note=spec.note,
+                )
+                for spec in specs
+            ]
+        )
+
+
+class ProfileOut(_Out):
+    name: str
+    title: str
+    family: str
+    firmware_line: str | None
+    user_agent: list[str]
+    rest_api: bool
+    rest_over_sip_since: str | None
+    http_auth: list[str]
+    digest_since: str | None
+    session_tokens_since: str | None
+    max_sessions: int
+    body_limit: int
+
+    @classmethod
+    def of(cls, profile: Profile) -> ProfileOut:
+        dumped = profile.model_dump(mode="json")
+        return cls.model_validate({key: dumped[key] for key in cls.model_fields})
+
+
+class ProfileList(_Out):
+    profiles: list[ProfileOut]
 
 
 class PhoneList(_Out):
@@ -138,3 +248,43 @@ class Problem(_Out):
     errors: list[dict[str, str]] | None = None
     sip_status: int | None = None
     sip_reason: str | None = None
+    http_status: int | None = None
+    poly_status: int | None = None
+    poly_meaning: str | None = None
+
+
+class CommandLogOut(_Out):
+    id: int
+    at: datetime
+    source: str = Field(description="http:<client address> or sip:<transport>:<address>:<port>.")
+    phone: str | None
+    call_id: str | None
+    command_uri: str | None
+    transport: str | None
+    outcome: str = Field(description="ok, or the error that ended it (e.g. PhoneRejected).")
+    status: int | None = Field(description="The phone's SIP (or HTTP) status, when it answered.")
+    reason: str
+    latency_ms: float | None
+
+    @classmethod
+    def of(cls, entry: CommandLogEntry) -> CommandLogOut:
+        return cls(
+            id=entry.id or 0,
+            at=_iso(entry.at or 0.0),
+            source=entry.source,
+            phone=entry.phone_id,
+            call_id=entry.call_id,
+            command_uri=entry.command_uri,
+            transport=entry.transport,
+            outcome=entry.outcome,
+            status=entry.status,
+            reason=entry.reason,
+            latency_ms=entry.latency_ms,
+        )
+
+
+class CommandLogPage(_Out):
+    commands: list[CommandLogOut]
+    next_before: int | None = Field(
+        description="Pass as ?before= for the next (older) page; null: no more."
+    )

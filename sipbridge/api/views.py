@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
@@ -16,19 +17,30 @@ from pydantic import BaseModel, ValidationError
 from sipbridge import catalog
 from sipbridge.api import keys
 from sipbridge.api.schemas import (
-    PHONE_ID_PATTERN,
+    BatchOut,
+    CallBatchIn,
     CallIn,
     CallList,
     CallOut,
+    CatalogOut,
     CommandIn,
+    CommandLogOut,
+    CommandLogPage,
+    PhoneBatchIn,
     PhoneIn,
     PhoneList,
     PhoneOut,
+    ProfileList,
+    ProfileOut,
 )
 from sipbridge.catalog._fields import CALL_ID_PATTERN
-from sipbridge.errors import InvalidInput, MalformedBody, UnsupportedMediaType
+from sipbridge.control import CommandResult
+from sipbridge.errors import InvalidInput, MalformedBody, UnknownPhone, UnsupportedMediaType
+from sipbridge.routing import REQUESTED, Requested
 from sipbridge.sip.uri import parse_uri
-from sipbridge.tracker import Transport
+from sipbridge.tracker import Phone, TrackerStore, Transport
+from sipbridge.tracker.models import PHONE_ID_PATTERN
+from sipbridge.tracker.store import KEEP_PIN
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -36,6 +48,8 @@ routes = web.RouteTableDef()
 
 _PHONE_ID = re.compile(PHONE_ID_PATTERN)
 _CALL_ID = re.compile(CALL_ID_PATTERN)
+# A batch of 1,000 phones is about 150 KB; single routes keep the 20 KB limit (app.py).
+_BATCH_MAX_BYTES = 1024 * 1024
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -92,25 +106,44 @@ async def read_model(request: web.Request, model: type[Model]) -> Model:
 async def put_phone(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_model(request, PhoneIn)
+    if body.profile is not None and request.app[keys.PROFILES].get(body.profile) is None:
+        known = ", ".join(request.app[keys.PROFILES].names())
+        raise InvalidInput.one("profile", f"no sip profile {body.profile!r}; known: {known}")
+    return _json(PhoneOut.of(_register(request.app[keys.STORE], phone_id, body)))
+
+
+def _register(store: TrackerStore, phone_id: str, body: PhoneIn, field: str = "contact") -> Phone:
     contact = parse_uri(body.contact)
-    transport: Transport = body.transport or _transport_of(contact.transport, contact.scheme)
-    phone = request.app[keys.STORE].register_phone(
+    transport: Transport = body.transport or _transport_of(contact.transport, contact.scheme, field)
+    return store.register_phone(
         phone_id,
         contact=body.contact,
         transport=transport,
         expires=body.expires,
         aor=body.aor or f"sip:{phone_id}@{contact.host}",
         user_agent=body.user_agent,
+        # Absent: keep the operator's pin; null: remove it; a name: pin it.
+        profile=body.profile if "profile" in body.model_fields_set else KEEP_PIN,
     )
-    return _json(PhoneOut.of(phone))
 
 
-def _transport_of(param: str | None, scheme: str) -> Transport:
+def _transport_of(param: str | None, scheme: str, field: str) -> Transport:
     if param in ("udp", "tcp", "tls"):
         return param  # type: ignore[return-value]
     if param is not None:
-        raise InvalidInput.one("contact", f"transport={param} is not supported (udp, tcp, tls)")
+        raise InvalidInput.one(field, f"transport={param} is not supported (udp, tcp, tls)")
     return "tls" if scheme == "sips" else "udp"
+
+
+@routes.put("/v1/phones")
+async def put_phones(request: web.Request) -> web.Response:
+    """Register or refresh up to BATCH_LIMIT phones at once: all of them, or none (422)."""
+    body = await read_model(request.clone(client_max_size=_BATCH_MAX_BYTES), PhoneBatchIn)
+    store = request.app[keys.STORE]
+    with store.transaction():
+        for index, item in enumerate(body.phones):
+            _register(store, item.id, item, field=f"phones.{index}.contact")
+    return _json(BatchOut(stored=len(body.phones)))
 
 
 @routes.get("/v1/phones/{phone}")
@@ -141,6 +174,20 @@ async def put_call(request: web.Request) -> web.Response:
     return _json(CallOut.of(call))
 
 
+@routes.put("/v1/calls")
+async def put_calls(request: web.Request) -> web.Response:
+    """Record up to BATCH_LIMIT calls at once: all of them, or none (422 names the bad item)."""
+    body = await read_model(request.clone(client_max_size=_BATCH_MAX_BYTES), CallBatchIn)
+    store = request.app[keys.STORE]
+    with store.transaction():
+        for index, item in enumerate(body.calls):
+            try:
+                store.record_call(item.call_id, phone_id=item.phone, state=item.state)
+            except UnknownPhone as exc:
+                raise InvalidInput.one(f"calls.{index}.phone", exc.detail) from exc
+    return _json(BatchOut(stored=len(body.calls)))
+
+
 @routes.get("/v1/calls/{call_id}")
 async def get_call(request: web.Request) -> web.Response:
     return _json(CallOut.of(request.app[keys.STORE].call(_call_id(request))))
@@ -169,8 +216,11 @@ async def list_calls(request: web.Request) -> web.Response:
 async def call_action(request: web.Request) -> web.Response:
     call_id = _call_id(request)
     body = await read_json(request, allow_empty=True)
-    result = await request.app[keys.CONTROL].act_on_call(
-        call_id, request.match_info["action"], body
+    result = await _logged(
+        request,
+        request.app[keys.CONTROL].act_on_call(
+            call_id, request.match_info["action"], body, _transport_param(request)
+        ),
     )
     return web.json_response(asdict(result))
 
@@ -179,7 +229,12 @@ async def call_action(request: web.Request) -> web.Response:
 async def phone_command(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_model(request, CommandIn)
-    result = await request.app[keys.CONTROL].send_command(phone_id, body.command_uri, body.data)
+    result = await _logged(
+        request,
+        request.app[keys.CONTROL].send_command(
+            phone_id, body.command_uri, body.data, _transport_param(request)
+        ),
+    )
     return web.json_response(asdict(result))
 
 
@@ -187,8 +242,57 @@ async def phone_command(request: web.Request) -> web.Response:
 async def dial(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_json(request)
-    result = await request.app[keys.CONTROL].dial(phone_id, body)
+    result = await _logged(
+        request, request.app[keys.CONTROL].dial(phone_id, body, _transport_param(request))
+    )
     return web.json_response(asdict(result))
+
+
+async def _logged(request: web.Request, command: Awaitable[CommandResult]) -> CommandResult:
+    """Run a command through the command log, with the HTTP client as its source."""
+    return await request.app[keys.COMMAND_LOG].run(f"http:{request.remote}", command)
+
+
+@routes.get("/v1/commands")
+async def command_log(request: web.Request) -> web.Response:
+    """The command log, newest first; page with ?before=<id of the last entry seen>."""
+    limit = _int_query(request, "limit", default=50, low=1, high=500)
+    before = _int_query(request, "before", default=None, low=1, high=2**62)
+    entries = request.app[keys.STORE].command_log(limit=limit, before=before)
+    page = CommandLogPage(
+        commands=[CommandLogOut.of(entry) for entry in entries],
+        next_before=entries[-1].id if len(entries) == limit else None,
+    )
+    return _json(page)
+
+
+def _int_query(request: web.Request, name: str, *, default: int | None, low: int, high: int) -> Any:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput.one(name, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _transport_param(request: web.Request) -> Requested:
+    """`?transport=auto|sip|http` on every command route (default auto, see routing.py)."""
+    value = request.query.get("transport", "auto")
+    for requested in REQUESTED:
+        if value == requested:
+            return requested
+    raise InvalidInput.one("transport", "must be auto, sip or http")
+
+
+@routes.get("/v1/catalog")
+async def get_catalog(request: web.Request) -> web.Response:
+    return _json(CatalogOut.of(catalog.ALL_COMMANDS))
+
+
+@routes.get("/v1/profiles")
+async def get_profiles(request: web.Request) -> web.Response:
+    book = request.app[keys.PROFILES]
+    return _json(ProfileList(profiles=[ProfileOut.of(p) for p in book.profiles]))
 
 
 @routes.get("/v1/health")

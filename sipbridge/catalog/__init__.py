@@ -2,39 +2,58 @@
 
 spec = lookup("/api/v1/callctrl/holdCall")
 command = build(spec, {"Ref": call_id})     # InvalidInput names the bad field
-body = encode(command)                      # PayloadTooLarge over 20 KB
+body = encode(command)                      # the NOTIFY body; PayloadTooLarge over 20 KB
+call = encode_http(command)                 # method, path, query and body for the phone's REST API
+
+Every command of manuals 000-003: Management.*, Diag.*, WebCallControl.* (see `_lines.py` for
+which firmware has which).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from sipbridge.catalog._commands import CALL_CONTROL, CommandData, CommandSpec
+from sipbridge.catalog._commands import CommandData, CommandSpec, Delivery, Output
+from sipbridge.catalog._diag import DIAG
+from sipbridge.catalog._lines import LINES, Line, Version, format_version, parse_version
+from sipbridge.catalog._management import MANAGEMENT
+from sipbridge.catalog._webcallcontrol import WEB_CALL_CONTROL, call_status_query_problem
 from sipbridge.errors import FieldProblem, InvalidInput, PayloadTooLarge
 
 __all__ = [
     "ALL_COMMANDS",
+    "LINES",
     "MAX_BODY_BYTES",
     "Command",
     "CommandData",
     "CommandSpec",
+    "Delivery",
+    "HttpCall",
+    "Line",
+    "Output",
+    "Version",
     "build",
+    "call_status_query_problem",
     "encode",
+    "encode_http",
+    "format_version",
     "lookup",
+    "parse_version",
     "problems_from_validation",
 ]
 
 # Manual 002, prerequisites: the phone refuses more than 20 KB of REST data (HTTP 413 / 4009).
 MAX_BODY_BYTES = 20 * 1024
 
-ALL_COMMANDS: tuple[CommandSpec, ...] = CALL_CONTROL
+ALL_COMMANDS: tuple[CommandSpec, ...] = WEB_CALL_CONTROL + MANAGEMENT + DIAG
 _BY_URI: dict[str, CommandSpec] = {spec.command_uri: spec for spec in ALL_COMMANDS}
 _BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in ALL_COMMANDS}
+assert len(_BY_URI) == len(_BY_NAME) == len(ALL_COMMANDS), "command names and URIs are unique"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +61,7 @@ class Command:
     """A validated command, ready to encode."""
 
     spec: CommandSpec
-    data: CommandData
+    data: BaseModel
 
     def as_json(self) -> dict[str, Any]:
         # Manual 002, "Delivering REST API commands over SIP": one command per body.
@@ -70,18 +89,52 @@ def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Fie
     return problems
 
 
-def build(spec: CommandSpec, data: Mapping[str, Any], *, field_prefix: str = "data") -> Command:
-    """Validate `data` (Poly field names) against the command's model."""
+def build(
+    spec: CommandSpec,
+    data: Mapping[str, Any] | Sequence[Any],
+    *,
+    field_prefix: str = "data",
+) -> Command:
+    """Validate `data` (Poly field names; a list for getConfig) against the command's model."""
+    value: Any = dict(data) if isinstance(data, Mapping) else list(data)
     try:
-        model = spec.data_model.model_validate(dict(data))
+        model = spec.data_model.model_validate(value)
     except ValidationError as exc:
         raise InvalidInput(problems_from_validation(exc, field_prefix)) from exc
     return Command(spec=spec, data=model)
 
 
 def encode(command: Command) -> bytes:
-    """The JSON body as sent to the phone; refuses what the phone would refuse as too large."""
-    body = json.dumps(command.as_json(), separators=(",", ":"), ensure_ascii=False).encode()
+    """The NOTIFY body; refuses what the phone would refuse as too large."""
+    return _within_limit(command.as_json())
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpCall:
+    """One command as a request to the phone's REST API (path relative to the phone)."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    query: dict[str, str]
+    body: bytes | None
+
+
+def encode_http(command: Command) -> HttpCall:
+    """The same command for the phone's web server: GET queries carry their data in the query
+    string (callStatus?line=1); anything else with data sends `{"data": ...}` as JSON."""
+    data = command.as_json()["data"]
+    spec = command.spec
+    if spec.query:
+        query = {key: str(value) for key, value in data.items()}
+        return HttpCall(method=spec.http_method, path=spec.command_uri, query=query, body=None)
+    body = _within_limit({"data": data}) if data else None
+    if body is None and spec.http_method == "POST":
+        body = b"{}"  # manuals 000/001: a POST must be application/json, even without input
+    return HttpCall(method=spec.http_method, path=spec.command_uri, query={}, body=body)
+
+
+def _within_limit(document: dict[str, Any]) -> bytes:
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(
             f"the command body would be {len(body)} bytes; Poly phones accept {MAX_BODY_BYTES}"

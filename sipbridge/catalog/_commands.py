@@ -1,17 +1,24 @@
-"""The call-control commands of the Poly REST API (manual 002, WebCallControl.*).
+"""What the catalog knows about one Poly REST command, and the base models of its data.
 
-Each command is a `CommandSpec`: its command-URI, the pydantic model its `data` must satisfy, and
-whether it can only travel inside a SIP NOTIFY. Pure data; no I/O.
+Each command is a `CommandSpec`: its command-URI, HTTP method, the pydantic model its `data` must
+satisfy, the model of what it returns (where the manual shows one), the firmware lines that have
+it, and whether it can travel inside a SIP NOTIFY. Pure data; no I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from sipbridge.catalog._fields import CallRef, Destination, Digits, LineNumber
+from sipbridge.catalog._lines import ALL_MANUALS, Availability, describe, documented_in
+
+Delivery = Literal["any", "sip-only", "http-only"]
+"""any: NOTIFY or HTTP. sip-only: warmTransfer (manual 002). http-only: the answer carries data,
+and a NOTIFY's answer is a bare SIP status, so over SIP the data would be lost."""
+
+Group = Literal["Management", "Diag", "WebCallControl"]
 
 
 class CommandData(BaseModel):
@@ -20,44 +27,14 @@ class CommandData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class OptionalRef(CommandData):
-    # Manual 002: Ref is "optional" for answer/reject/ignore/hold (the phone then acts on its
-    # active call); sipbridge always sends one when it acts by Call-ID.
-    ref: CallRef | None = Field(None, alias="Ref")
+class NoData(CommandData):
+    """The manual lists no input for the command."""
 
 
-class RequiredRef(CommandData):
-    ref: CallRef = Field(alias="Ref")
+class Output(BaseModel):
+    """Base of what a command returns: the fields the manual shows; a phone may add more."""
 
-
-class TransferData(CommandData):
-    ref: CallRef = Field(alias="Ref")
-    transfer_dest: Destination = Field(alias="TransferDest")
-
-
-class WarmTransferData(CommandData):
-    ref_a: CallRef = Field(alias="Ref-A", description="The call that is sent the REFER.")
-    ref_b: CallRef = Field(alias="Ref-B", description="The call joined with A.")
-
-
-class DtmfData(CommandData):
-    digits: Digits = Field(alias="Digits")
-
-
-class MuteData(CommandData):
-    state: Literal["0", "1"] = Field(alias="state")
-
-
-class JoinData(CommandData):
-    """Manual 002 gives joinCalls no input fields: it joins the active call with the held one."""
-
-
-class DialData(CommandData):
-    dest: Destination = Field(alias="Dest")
-    line: LineNumber | None = Field(None, alias="Line", description="Defaults to line 1.")
-    type: Literal["SIP", "TEL", "H323"] | None = Field(
-        None, alias="Type", description="Defaults to TEL."
-    )
+    model_config = ConfigDict(frozen=True, extra="allow")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,89 +43,25 @@ class CommandSpec:
 
     name: str
     command_uri: str
-    data_model: type[CommandData]
+    data_model: type[BaseModel]  # a CommandData, or a RootModel where `data` is a list or map
     summary: str
-    sip_only: bool = False
+    manual_name: str  # the manual's heading, e.g. "Management.DeviceInfo Version 2"
+    group: Group = "WebCallControl"
     http_method: Literal["GET", "POST"] = "POST"
-    firmware: str = "UCS 5.x+ over HTTP; UCS 6.4.2+ / PVOS 8.0+ over SIP"
+    delivery: Delivery = "any"
+    availability: Availability = field(default_factory=lambda: documented_in(*ALL_MANUALS))
+    output_model: type[BaseModel] | None = None
+    query: bool = False  # a GET whose data travels as the query string
+    note: str = ""
 
+    @property
+    def sip_only(self) -> bool:
+        return self.delivery == "sip-only"
 
-_CALLCTRL = "/api/v1/callctrl/"
+    @property
+    def http_only(self) -> bool:
+        return self.delivery == "http-only"
 
-CALL_CONTROL: tuple[CommandSpec, ...] = (
-    CommandSpec(
-        name="answerCall",
-        command_uri=_CALLCTRL + "answerCall",
-        data_model=OptionalRef,
-        summary="Answer an incoming call.",
-    ),
-    CommandSpec(
-        name="rejectCall",
-        command_uri=_CALLCTRL + "rejectCall",
-        data_model=OptionalRef,
-        summary="Reject an incoming call.",
-    ),
-    CommandSpec(
-        name="ignoreCall",
-        command_uri=_CALLCTRL + "ignoreCall",
-        data_model=OptionalRef,
-        summary="Ignore an incoming call (stop ringing, leave it to others).",
-    ),
-    CommandSpec(
-        name="endCall",
-        command_uri=_CALLCTRL + "endCall",
-        data_model=RequiredRef,
-        summary="End a call, held calls included (UCS 6.4.2+).",
-    ),
-    CommandSpec(
-        name="holdCall",
-        command_uri=_CALLCTRL + "holdCall",
-        data_model=OptionalRef,
-        summary="Put a call, or its conference, on hold.",
-    ),
-    CommandSpec(
-        name="resumeCall",
-        command_uri=_CALLCTRL + "resumeCall",
-        data_model=RequiredRef,
-        summary="Resume a held call.",
-    ),
-    CommandSpec(
-        name="transferCall",
-        command_uri=_CALLCTRL + "transferCall",
-        data_model=TransferData,
-        summary="Blind-transfer a call to a number.",
-    ),
-    CommandSpec(
-        name="warmTransfer",
-        command_uri=_CALLCTRL + "warmTransfer",
-        data_model=WarmTransferData,
-        summary="Transfer call A to the party of held call B (attended).",
-        sip_only=True,
-        firmware="UCS 6.4.2+ / PVOS 8.0+, over SIP only",
-    ),
-    CommandSpec(
-        name="sendDTMF",
-        command_uri=_CALLCTRL + "sendDTMF",
-        data_model=DtmfData,
-        summary="Send DTMF digits on the active call.",
-    ),
-    CommandSpec(
-        name="mute",
-        command_uri=_CALLCTRL + "mute",
-        data_model=MuteData,
-        summary="Mute (1) or unmute (0) the phone.",
-    ),
-    CommandSpec(
-        name="joinCalls",
-        command_uri=_CALLCTRL + "joinCalls",
-        data_model=JoinData,
-        summary="Join the active call and the held call into a conference.",
-        firmware="UCS 6.x; PVOS 8.6.0+ on Edge E",
-    ),
-    CommandSpec(
-        name="dial",
-        command_uri=_CALLCTRL + "dial",
-        data_model=DialData,
-        summary="Place a call from a line to a number or SIP URI.",
-    ),
-)
+    @property
+    def firmware(self) -> str:
+        return describe(self.availability)

@@ -30,3 +30,27 @@ Destination = Annotated[
 ]
 
 LineNumber = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]?$")]
+
+# Printable text for free-form values (config values, UI text): no control characters at all.
+Text = Annotated[str, StringConstraints(max_length=2048, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+# A configuration parameter name such as apps.restapi.enabled or reg.1.address.
+ConfigParam = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+]
+
+# A host name or IP literal for the diagnostics commands.
+Host = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:\-\[\]%]+$")
+]
+
+# An absolute URL the phone uploads to (export, packet capture).
+Url = Annotated[
+    str,
+    StringConstraints(
+        min_length=8, max_length=1024, pattern=r"^(https?|ftps?|tftp)://[^\x00-\x20\x7f]+$"
+    ),
+]
+
+Digits1to5 = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")]
+"""A small number the manual shows as a string (coordinates, milliseconds, sequence)."""

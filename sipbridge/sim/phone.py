@@ -9,6 +9,7 @@ code travels in a Warning header (RFC 3261 §20.43).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -74,6 +75,11 @@ class Received:
     status: int
 
 
+def call_handle(call_id: str) -> str:
+    """The phone's own handle for a call (8 hex digits, as callStatus shows), stable per Call-ID."""
+    return hashlib.sha1(call_id.encode()).hexdigest()[:8]
+
+
 def new_call_id(host: str) -> str:
     """A Call-ID shaped like a Poly phone's: three hex groups at the phone's address."""
     return f"{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}@{host}"
@@ -126,11 +132,7 @@ class SimPhone:
         data: dict[str, Any] | None = None
         try:
             command_uri, data = _parse(event, content_type, body)
-            handler = self._commands.get(command_uri)
-            if handler is None:
-                raise Refused(Verdict.poly(4004))
-            handler(data)
-            verdict = OK
+            verdict = self.run(command_uri, data)
         except Refused as refused:
             verdict = refused.verdict
         self.received.append(
@@ -145,13 +147,27 @@ class SimPhone:
         )
         return verdict
 
+    def run(self, command_uri: str, data: dict[str, Any]) -> Verdict:
+        """Carry out one call-control command, whichever transport brought it."""
+        handler = self._commands.get(command_uri)
+        if handler is None:
+            return Verdict.poly(4004)
+        try:
+            handler(data)
+        except Refused as refused:
+            return refused.verdict
+        return OK
+
     # -- commands ---------------------------------------------------------------------------
 
     def _find(self, data: dict[str, Any], key: str = "Ref") -> SimCall:
         ref = data.get(key)
         if not isinstance(ref, str) or not ref:
             raise Refused(Verdict.poly(4000))
-        call = self.calls.get(ref)
+        # Manual 002: Ref is the phone's call handle or, from UCS 6.4.2 / PVOS 8.0, the Call-ID.
+        call = self.calls.get(ref) or next(
+            (c for c in self.calls.values() if call_handle(c.call_id) == ref), None
+        )
         if call is None:
             raise Refused(Verdict.poly(4007))
         return call

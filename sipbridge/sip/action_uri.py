@@ -25,6 +25,7 @@ class OutgoingRequest:
     content_type: str
     body: bytes
     method: str = "NOTIFY"
+    proxy: str | None = None  # an outbound proxy to route through (loose, `;lr`)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,8 +61,24 @@ def _without_headers(uri: SipUri) -> str:
     return text.split("?", 1)[0]
 
 
+def loose_route(proxy: str | None) -> str | None:
+    """The outbound proxy as a loose route (RFC 3261 §8.1.2), for the UA's route set."""
+    if proxy is None:
+        return None
+    uri = parse_uri(proxy)
+    text = str(uri).split("?", 1)[0]
+    if not uri.has_param("lr"):
+        text += ";lr"  # §16.12: a strict route would rewrite our Request-URI
+    return text
+
+
 def compose(
-    *, contact: str, transport: str | None, body: bytes, local_contact: str
+    *,
+    contact: str,
+    transport: str | None,
+    body: bytes,
+    local_contact: str,
+    outbound_proxy: str | None = None,
 ) -> OutgoingRequest:
     """Build the NOTIFY for one encoded command (see `sipbridge.catalog.encode`)."""
     local = parse_uri(local_contact)
@@ -73,4 +90,5 @@ def compose(
         ),
         content_type=CONTENT_TYPE,
         body=body,
+        proxy=loose_route(outbound_proxy),
     )

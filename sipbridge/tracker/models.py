@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+# A phone's id is the user part of its address of record (e.g. the extension "1001").
+PHONE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$"
+
 Transport = Literal["udp", "tcp", "tls"]
 CallState = Literal["ringing", "connected", "held"]
 LearnedFrom = Literal["http", "register", "reginfo"]
@@ -24,6 +27,7 @@ class Phone:
     learned_from: LearnedFrom = "http"
     received: str | None = None  # source host:port of the REGISTER (RFC 3261 §18.2.1)
     registration_call_id: str | None = None
+    registration_cseq: int | None = None
     profile: str | None = None  # pinned by the operator; else matched from user_agent
 
     def is_registered(self, now: float) -> bool:
@@ -37,3 +41,20 @@ class Call:
     state: CallState
     first_seen: float
     updated_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandLogEntry:
+    """One command as it was asked for and how it ended (the command log)."""
+
+    source: str  # "http:<client address>" or "sip:<transport>:<address>:<port>"
+    outcome: str  # ok, or the problem slug (phone-rejected, phone-timeout, invalid-input, ...)
+    reason: str
+    phone_id: str | None = None
+    call_id: str | None = None
+    command_uri: str | None = None
+    transport: str | None = None
+    status: int | None = None  # the phone's SIP (or HTTP) status when it answered
+    latency_ms: float | None = None
+    id: int | None = None
+    at: float | None = None

@@ -14,7 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sipbridge.errors import StoreError, UnknownCall, UnknownPhone
-from sipbridge.tracker.models import Call, CallState, LearnedFrom, Phone, Transport
+from sipbridge.tracker.models import (
+    Call,
+    CallState,
+    CommandLogEntry,
+    LearnedFrom,
+    Phone,
+    Transport,
+)
 
 Clock = Callable[[], float]
 
@@ -48,12 +55,41 @@ ALTER TABLE phones ADD COLUMN received TEXT;
 ALTER TABLE phones ADD COLUMN registration_call_id TEXT;
 ALTER TABLE phones ADD COLUMN profile TEXT;
 """,
+    # The CSeq of the last REGISTER (RFC 3261 §10.3 step 7 orders refreshes by it), and an audit
+    # trail of what the SIP listener refused and why.
+    """
+ALTER TABLE phones ADD COLUMN registration_cseq INTEGER;
+CREATE TABLE IF NOT EXISTS audit (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     REAL NOT NULL,
+    source TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+""",
+    # Every command, from any entry (HTTP API, SIP relay), and how it ended.
+    """
+CREATE TABLE IF NOT EXISTS commands (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          REAL NOT NULL,
+    source      TEXT NOT NULL,
+    phone_id    TEXT,
+    call_id     TEXT,
+    command_uri TEXT,
+    transport   TEXT,
+    outcome     TEXT NOT NULL,
+    status      INTEGER,
+    reason      TEXT NOT NULL,
+    latency_ms  REAL
+);
+""",
 )
 
 _PHONE_COLUMNS = (
     "id, aor, contact, transport, user_agent, registered_until, updated_at, "
-    "learned_from, received, registration_call_id, profile"
+    "learned_from, received, registration_call_id, registration_cseq, profile"
 )
+_PHONE_SLOTS = ", ".join("?" * len(_PHONE_COLUMNS.split(",")))
 _CALL_COLUMNS = "call_id, phone_id, state, first_seen, updated_at"
 
 
@@ -77,6 +113,7 @@ def _phone(row: sqlite3.Row) -> Phone:
         learned_from=row["learned_from"],
         received=row["received"],
         registration_call_id=row["registration_call_id"],
+        registration_cseq=row["registration_cseq"],
         profile=row["profile"],
     )
 
@@ -89,6 +126,13 @@ def _call(row: sqlite3.Row) -> Call:
         first_seen=row["first_seen"],
         updated_at=row["updated_at"],
     )
+
+
+class KeepPin:
+    """Marker: leave the phone's pinned profile as it is."""
+
+
+KEEP_PIN = KeepPin()
 
 
 class TrackerStore:
@@ -119,6 +163,24 @@ class TrackerStore:
     def now(self) -> float:
         return self._clock()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes inside commit together, or none of them if the block raises (a batch).
+
+        The connection is in autocommit mode, so each single write is its own transaction;
+        `BEGIN IMMEDIATE` takes the write lock up front so the batch cannot fail half way on it.
+        """
+        with _translated():
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with _translated():
+                self._db.execute("ROLLBACK")
+            raise
+        with _translated():
+            self._db.execute("COMMIT")
+
     # -- phones ------------------------------------------------------------------------------
 
     def register_phone(
@@ -133,9 +195,17 @@ class TrackerStore:
         learned_from: LearnedFrom = "http",
         received: str | None = None,
         registration_call_id: str | None = None,
-        profile: str | None = None,
+        registration_cseq: int | None = None,
+        profile: str | None | KeepPin = KEEP_PIN,
     ) -> Phone:
-        """Create or refresh a registration; `expires` is seconds from now (RFC 3261 §10.2.1)."""
+        """Create or refresh a registration; `expires` is seconds from now (RFC 3261 §10.2.1).
+
+        `profile`: a name pins it, None removes the pin, KEEP_PIN (the default) keeps whatever
+        the operator pinned before — a refresh from a REGISTER must not drop a pin.
+        """
+        if isinstance(profile, KeepPin):
+            previous = self.registration(phone_id)
+            profile = previous.profile if previous is not None else None
         now = self.now()
         phone = Phone(
             id=phone_id,
@@ -148,16 +218,18 @@ class TrackerStore:
             learned_from=learned_from,
             received=received,
             registration_call_id=registration_call_id,
+            registration_cseq=registration_cseq,
             profile=profile,
         )
         with _translated():
             self._db.execute(
-                f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES ({_PHONE_SLOTS}) "
                 "ON CONFLICT(id) DO UPDATE SET aor=excluded.aor, contact=excluded.contact, "
                 "transport=excluded.transport, user_agent=excluded.user_agent, "
                 "registered_until=excluded.registered_until, updated_at=excluded.updated_at, "
                 "learned_from=excluded.learned_from, received=excluded.received, "
-                "registration_call_id=excluded.registration_call_id, profile=excluded.profile",
+                "registration_call_id=excluded.registration_call_id, "
+                "registration_cseq=excluded.registration_cseq, profile=excluded.profile",
                 (
                     phone.id,
                     phone.aor,
@@ -169,6 +241,7 @@ class TrackerStore:
                     phone.learned_from,
                     phone.received,
                     phone.registration_call_id,
+                    phone.registration_cseq,
                     phone.profile,
                 ),
             )
@@ -198,6 +271,79 @@ class TrackerStore:
                 (self.now(),),
             ).fetchall()
         return [_phone(row) for row in rows]
+
+    def registration(self, phone_id: str) -> Phone | None:
+        """The phone's record even if expired (the registrar orders refreshes by it)."""
+        with _translated():
+            row = self._db.execute(
+                f"SELECT {_PHONE_COLUMNS} FROM phones WHERE id = ?", (phone_id,)
+            ).fetchone()
+        return None if row is None else _phone(row)
+
+    def purge_expired(self) -> list[str]:
+        """Forget registrations that have run out, with their calls; returns their ids."""
+        with _translated():
+            rows = self._db.execute(
+                "DELETE FROM phones WHERE registered_until <= ? RETURNING id", (self.now(),)
+            ).fetchall()
+        return sorted(row["id"] for row in rows)
+
+    def audit(self, source: str, action: str, detail: str) -> None:
+        with _translated():
+            self._db.execute(
+                "INSERT INTO audit (at, source, action, detail) VALUES (?, ?, ?, ?)",
+                (self.now(), source, action, detail),
+            )
+
+    def audit_records(self, limit: int = 100) -> list[tuple[float, str, str, str]]:
+        with _translated():
+            rows = self._db.execute(
+                "SELECT at, source, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [(r["at"], r["source"], r["action"], r["detail"]) for r in rows]
+
+    def log_command(self, entry: CommandLogEntry) -> None:
+        with _translated():
+            self._db.execute(
+                "INSERT INTO commands (at, source, phone_id, call_id, command_uri, transport, "
+                "outcome, status, reason, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.now(),
+                    entry.source,
+                    entry.phone_id,
+                    entry.call_id,
+                    entry.command_uri,
+                    entry.transport,
+                    entry.outcome,
+                    entry.status,
+                    entry.reason,
+                    entry.latency_ms,
+                ),
+            )
+
+    def command_log(self, *, limit: int = 100, before: int | None = None) -> list[CommandLogEntry]:
+        """Newest first; `before` is the id of the last entry of the previous page."""
+        with _translated():
+            rows = self._db.execute(
+                "SELECT * FROM commands WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before if before is not None else 2**62, limit),
+            ).fetchall()
+        return [
+            CommandLogEntry(
+                id=row["id"],
+                at=row["at"],
+                source=row["source"],
+                phone_id=row["phone_id"],
+                call_id=row["call_id"],
+                command_uri=row["command_uri"],
+                transport=row["transport"],
+                outcome=row["outcome"],
+                status=row["status"],
+                reason=row["reason"],
+                latency_ms=row["latency_ms"],
+            )
+            for row in rows
+        ]
 
     # -- calls -------------------------------------------------------------------------------
 

@@ -43,7 +43,12 @@ class Borrowed:
 
 
 def gateway_settings(tmp_path, **overrides) -> Settings:
-    values = {"api_keys": (API_KEY,), "data_dir": tmp_path, "command_deadline": DEADLINE}
+    values = {
+        "api_keys": (API_KEY,),
+        "data_dir": tmp_path,
+        "command_deadline": DEADLINE,
+        "listen_port": 0,
+    }
     return Settings(**(values | overrides))
 
 

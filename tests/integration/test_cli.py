@@ -22,7 +22,13 @@ SIPBRIDGE = [sys.executable, "-m", "sipbridge"]
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIPBRIDGE_")}
-    env.update({"SIPBRIDGE_HTTP_PORT": str(free_port()), "SIPBRIDGE_SIP_PORT": str(free_port())})
+    env.update(
+        {
+            "SIPBRIDGE_HTTP_PORT": str(free_port()),
+            "SIPBRIDGE_SIP_PORT": str(free_port()),
+            "SIPBRIDGE_LISTEN_PORT": str(free_port()),
+        }
+    )
     env.update(extra)
     return env
 

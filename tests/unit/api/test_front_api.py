@@ -37,7 +37,7 @@ def sender(phone):
 
 @pytest.fixture
 async def client(tmp_path, sender):
-    settings = Settings(api_keys=(KEY,), data_dir=tmp_path, command_deadline=1)
+    settings = Settings(api_keys=(KEY,), data_dir=tmp_path, command_deadline=1, listen_port=0)
     app = create_app(settings, sender_factory=lambda _: sender)
     async with TestClient(TestServer(app)) as client:
         yield client

@@ -35,3 +35,22 @@ def test_compose_adds_event_and_our_contact():
 def test_compose_refuses_contacts_that_could_inject(contact):
     with pytest.raises((SipParseError, ValueError)):
         action_uri.compose(contact=contact, transport="udp", body=b"{}", local_contact="sip:a@b")
+
+
+@pytest.mark.parametrize(
+    ("proxy", "route"),
+    [
+        ("sip:127.0.0.1:5060;lr", "sip:127.0.0.1:5060;lr"),
+        ("sip:proxy.example.com", "sip:proxy.example.com;lr"),
+    ],
+)
+def test_outbound_proxy_becomes_a_loose_route(proxy, route):
+    notify = action_uri.compose(
+        contact="sip:1001@10.0.0.5",
+        transport="udp",
+        body=b"{}",
+        local_contact="sip:a@b",
+        outbound_proxy=proxy,
+    )
+    assert notify.proxy == route
+    assert notify.target_uri == "sip:1001@10.0.0.5"

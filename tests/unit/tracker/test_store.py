@@ -120,3 +120,35 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path, clock):
     assert (phone.learned_from, phone.profile) == ("http", None)
     assert store._db.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
     store.close()
+
+
+def test_purge_forgets_expired_phones_and_their_calls(store, clock):
+    register(store, "1001", expires=10)
+    register(store, "1002", expires=100)
+    store.record_call("c1@h", phone_id="1001", state="connected")
+    clock.now += 11
+    assert store.purge_expired() == ["1001"]
+    with pytest.raises(UnknownCall):
+        store.call("c1@h")
+    assert [p.id for p in store.phones()] == ["1002"]
+
+
+def test_command_log_pages_newest_first(store):
+    from sipbridge.tracker.models import CommandLogEntry
+
+    for n in range(5):
+        store.log_command(CommandLogEntry(source="http:127.0.0.1", outcome="ok", reason=f"r{n}"))
+    first = store.command_log(limit=2)
+    assert [e.reason for e in first] == ["r4", "r3"]
+    second = store.command_log(limit=2, before=first[-1].id)
+    assert [e.reason for e in second] == ["r2", "r1"]
+
+
+def test_a_refresh_keeps_the_pinned_profile_unless_told_otherwise(store):
+    store.register_phone("1001", contact="sip:1001@h", transport="udp", expires=60,
+                         aor="sip:1001@h", profile="vvx-ucs6")
+    register(store, "1001")  # a refresh that says nothing about the pin
+    assert store.phone("1001").profile == "vvx-ucs6"
+    store.register_phone("1001", contact="sip:1001@h", transport="udp", expires=60,
+                         aor="sip:1001@h", profile=None)
+    assert store.phone("1001").profile is None
