@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sipbridge.sip.message import SipRequest, parse_message
 
@@ -262,3 +265,14 @@ class Kamailio:
 
     def log(self) -> str:
         return (self.workdir / f"kamailio-{self.port}.log").read_text(errors="replace")
+
+
+async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await probe()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")

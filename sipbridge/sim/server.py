@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sipbridge.sim.phone import SimPhone, Verdict
+from sipbridge.sip.listener import bind_udp_and_tcp
 from sipbridge.sip.message import (
     SipParseError,
     SipRequest,
@@ -64,13 +65,9 @@ class SimPhoneServer:
         return f"sip:{self.phone.extension}@{self.host}:{self.port}"
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self), local_addr=(self.host, self.port)
+        self._udp, self._tcp, self.port = await bind_udp_and_tcp(
+            self.host, self.port, lambda: _Datagrams(self), self._serve_stream
         )
-        self._udp = udp
-        self.port = int(udp.get_extra_info("sockname")[1])
-        self._tcp = await asyncio.start_server(self._serve_stream, self.host, self.port)
 
     async def stop(self) -> None:
         if self._udp is not None:

@@ -285,6 +285,33 @@ def _salvaged_response(data: bytes, status: int, reason: str, to_tag: str) -> by
     return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
 
 
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def bind_udp_and_tcp(
+    host: str,
+    port: int,
+    datagrams: Callable[[], asyncio.DatagramProtocol],
+    streams: StreamHandler,
+) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    """UDP and TCP on one port, as SIP wants (RFC 3261 §18). With port 0 the kernel picks the
+    UDP port, and its TCP twin may be taken (an outgoing connection's port): try another."""
+    loop = asyncio.get_running_loop()
+    attempts = 20 if port == 0 else 1
+    for attempt in range(attempts):
+        udp, _ = await loop.create_datagram_endpoint(datagrams, local_addr=(host, port))
+        chosen = int(udp.get_extra_info("sockname")[1])
+        try:
+            tcp = await asyncio.start_server(streams, host, chosen)
+        except OSError:
+            udp.close()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return udp, tcp, chosen
+    raise AssertionError("unreachable")
+
+
 class SipListener:
     """The core on asyncio sockets: UDP and TCP on one host and port."""
 
@@ -299,23 +326,9 @@ class SipListener:
         core.send_later = self._send_later
 
     async def start(self) -> None:
-        """Bind UDP and TCP on one port. With port 0 the UDP port is picked first and TCP may
-        find it taken by someone else: then try another, a bounded number of times."""
-        loop = asyncio.get_running_loop()
-        for attempt in range(20 if self.port == 0 else 1):
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self.core), local_addr=(self.host, self.port)
-            )
-            port = int(udp.get_extra_info("sockname")[1])
-            try:
-                self._tcp = await asyncio.start_server(self._serve_stream, self.host, port)
-            except OSError:
-                udp.close()
-                if self.port != 0 or attempt == 19:
-                    raise
-                continue
-            self._udp, self.port = udp, port
-            break
+        self._udp, self._tcp, self.port = await bind_udp_and_tcp(
+            self.host, self.port, lambda: _Datagrams(self.core), self._serve_stream
+        )
         log.info("SIP listener on %s:%d (udp, tcp)", self.host, self.port)
 
     def _send_later(self, source: Source, data: bytes) -> None:

@@ -64,6 +64,26 @@ async def gateway(settings, user_agent) -> AsyncIterator[TestClient[web.Request,
         yield client
 
 
+@pytest.fixture
+async def gateway_factory(tmp_path, user_agent):
+    """Gateways on the session's UA, each with its own settings; all closed after the test."""
+    made: list[TestClient[web.Request, web.Application]] = []
+
+    async def make(**overrides) -> TestClient[web.Request, web.Application]:
+        settings = gateway_settings(tmp_path, **overrides)
+        app = create_app(settings, sender_factory=lambda _: Borrowed(user_agent))
+        client: TestClient[web.Request, web.Application] = TestClient(
+            TestServer(app, host="127.0.0.1")
+        )
+        await client.start_server()
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
 async def register(
     client, phone: str, contact: str, call_id: str | None = None, state="connected", **fields
 ):

@@ -4,28 +4,17 @@ from the phone's dialog events, and the ACTION-URI NOTIFY sent straight or throu
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sipbridge.api import create_app, keys
-from tests.helpers import Kamailio, SippPhone, free_port, run_sipp_uac
+from tests.helpers import Kamailio, SippPhone, free_port, run_sipp_uac, wait_for
 from tests.integration.conftest import AUTH, Borrowed, gateway_settings
 
 CALL_ID = "kamcall-1@127.0.0.1"
 UA = "PolyEdge-E450-UA/8.3.0.0123"
-
-
-async def wait_for(probe, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.parametrize("through_kamailio", [False, True], ids=["direct", "outbound-proxy"])

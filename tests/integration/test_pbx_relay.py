@@ -10,33 +10,25 @@ import urllib.request
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from sipbridge.api import create_app, keys
+from sipbridge.api import keys
 from sipbridge.sim import SimPhone, SimPhoneServer
 from sipbridge.sip.message import Headers, SipRequest, SipResponse, parse_message, serialize
 from tests.helpers import Kamailio, SippPhone, free_port, run_sipp_uac
-from tests.integration.conftest import AUTH, Borrowed, gateway_settings
+from tests.integration.conftest import AUTH
 
 HOLD = '{"command-URI":"/api/v1/callctrl/holdCall","data":{"Ref":"%s"}}'
 
 
 @pytest.fixture
-async def relay_gateway(tmp_path, user_agent):
-    made: list[TestClient[web.Request, web.Application]] = []
+def relay_gateway(gateway_factory):
+    """A gateway (no dialog subscriptions) and its SIP listener's port."""
 
     async def make(**overrides):
-        settings = gateway_settings(tmp_path, subscribe_dialogs="none", **overrides)
-        app = create_app(settings, sender_factory=lambda _: Borrowed(user_agent))
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        made.append(client)
-        return client, app[keys.LISTENER].port
+        client = await gateway_factory(subscribe_dialogs="none", **overrides)
+        return client, client.server.app[keys.LISTENER].port
 
-    yield make
-    for client in made:
-        await client.close()
+    return make
 
 
 @pytest.fixture

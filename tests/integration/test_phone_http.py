@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import ClientSession, encode_basic_auth, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from sipbridge.api import create_app
 from sipbridge.sim import SimPhone, SimPhoneServer
 from sipbridge.sim.http import SimAuth, SimHttpPhone, SimHttpServer
 from tests.helpers import free_port
-from tests.integration.conftest import AUTH, Borrowed, gateway_settings, register
+from tests.integration.conftest import AUTH, register
 
 PASSWORD = "S3cret-Admin-1"
 
@@ -100,22 +99,14 @@ async def lab(tmp_path):
 
 
 @pytest.fixture
-async def start_gateway(tmp_path, user_agent, lab):
-    clients: list[TestClient[web.Request, web.Application]] = []
-
+def start_gateway(gateway_factory, lab):
     async def start() -> TestClient[web.Request, web.Application]:
-        settings = gateway_settings(
-            tmp_path, phone_credentials_file=lab.credentials_file(), listen_port=free_port()
+        client: TestClient[web.Request, web.Application] = await gateway_factory(
+            phone_credentials_file=lab.credentials_file()
         )
-        app = create_app(settings, sender_factory=lambda _: Borrowed(user_agent))
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
         return client
 
-    yield start
-    for client in clients:
-        await client.close()
+    return start
 
 
 async def command(client, phone, command_uri, data=None, transport="auto"):

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sipbridge.api import create_app, keys
-from tests.helpers import SippPhone, free_port, run_sipp_uac
+from tests.helpers import SippPhone, free_port, run_sipp_uac, wait_for
 from tests.integration.conftest import AUTH, Borrowed, gateway_settings
 
 UA = "PolycomVVX-VVX_450-UA/6.4.3.5018"
-
-
-@pytest.fixture
-async def gateway_factory(tmp_path, user_agent):
-    """Gateways with the session's UA, each with its own settings; closed after the test."""
-    made: list[TestClient[web.Request, web.Application]] = []
-
-    async def make(**overrides):
-        settings = gateway_settings(tmp_path, **overrides)
-        app = create_app(settings, sender_factory=lambda _: Borrowed(user_agent))
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
 
 
 def listener_port(client) -> int:
@@ -49,16 +29,6 @@ async def register(client, tmp_path, contact_port: int, *, expires: int = 300, t
         keys={"contact_port": str(contact_port), "expires": str(expires), "ua": UA},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-
-
-async def wait_for(probe, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_register_from_sipp_records_the_phone_and_commands_reach_it(
@@ -168,7 +138,10 @@ async def test_register_with_digest_credentials(gateway_factory, tmp_path, confi
         register_digest_algorithms=("MD5",),
     )
     result = await asyncio.to_thread(
-        run_sipp_uac, "phone_register_auth.xml", f"127.0.0.1:{listener_port(client)}", tmp_path,
+        run_sipp_uac,
+        "phone_register_auth.xml",
+        f"127.0.0.1:{listener_port(client)}",
+        tmp_path,
         keys={"contact_port": str(free_port())},
         timeout=8,
     )
