@@ -196,7 +196,7 @@ class TrackerStore:
         received: str | None = None,
         registration_call_id: str | None = None,
         registration_cseq: int | None = None,
-        profile: str | None | KeepPin = KEEP_PIN,
+        profile: str | KeepPin | None = KEEP_PIN,
     ) -> Phone:
         """Create or refresh a registration; `expires` is seconds from now (RFC 3261 §10.2.1).
 
