@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -172,6 +172,10 @@ class ProfileBook:
     """Every loaded profile, tried by priority; pure lookups."""
 
     profiles: tuple[Profile, ...]
+    # (pinned, user_agent) -> answer: the same few User-Agents come back on every command.
+    _resolved: dict[tuple[str | None, str | None], Capabilities | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         ordered = sorted(self.profiles, key=lambda p: (-p.priority, p.name))
@@ -193,6 +197,16 @@ class ProfileBook:
     def resolve(self, *, pinned: str | None, user_agent: str | None) -> Capabilities | None:
         """A pinned profile wins (its version still read from the User-Agent when it says one);
         else the first profile whose pattern matches; None for a phone no profile knows."""
+        key = (pinned, user_agent)
+        if key in self._resolved:
+            return self._resolved[key]
+        answer = self._resolve(pinned=pinned, user_agent=user_agent)
+        if len(self._resolved) >= 10_000:
+            self._resolved.clear()  # bounded: a flood of odd User-Agents cannot grow it
+        self._resolved[key] = answer
+        return answer
+
+    def _resolve(self, *, pinned: str | None, user_agent: str | None) -> Capabilities | None:
         if pinned is not None:
             profile = self.get(pinned)
             if profile is None:

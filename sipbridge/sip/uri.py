@@ -13,6 +13,7 @@ renders exactly what was parsed; unescape with `urllib.parse.unquote` where a co
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -253,6 +254,7 @@ class SipUri:
         return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_uri(text: str) -> SipUri:
     """Parse a sip:/sips: URI strictly per RFC 3261 §25.1 (IPv6 per RFC 5118).
 
