@@ -141,11 +141,12 @@ class Settings(BaseSettings):
         "(e.g. sip:127.0.0.1:5060;lr); none: straight to the phone's contact.",
     )
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "sip_allow", "register_digest_algorithms", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
+        """A list setting given as one string (the environment): comma-separated."""
         if isinstance(value, str):
-            return tuple(k.strip() for k in value.split(",") if k.strip())
+            return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
     @field_validator("api_keys")
@@ -162,13 +163,6 @@ class Settings(BaseSettings):
         # Sockets bind by address; a hostname would be resolved at an unknown time.
         if value is not None:
             ipaddress.ip_address(value)
-        return value
-
-    @field_validator("sip_allow", "register_digest_algorithms", mode="before")
-    @classmethod
-    def _split_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(n.strip() for n in value.split(",") if n.strip())
         return value
 
     @field_validator("sip_allow")
