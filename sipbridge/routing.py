@@ -19,7 +19,7 @@ from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
 from sipbridge.phone_access import DEFAULT_USER, PhoneAccessBook
 from sipbridge.phone_http import HttpExchange, PhoneEndpoint
 from sipbridge.profiles import AuthMethod, Capabilities, ProfileBook
-from sipbridge.sip.uri import parse_uri
+from sipbridge.sip.uri import parse_uri, uri_host
 from sipbridge.tracker import Phone
 
 Transport = Literal["sip", "http"]
@@ -144,8 +144,6 @@ class PhoneRoutes:
         )
 
     def _url_of(self, phone: Phone) -> str:
-        host = parse_uri(phone.contact).host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"  # an IPv6 literal
+        host = uri_host(parse_uri(phone.contact).host)
         port = f":{self._port}" if self._port else ""
         return f"{self._scheme}://{host}{port}"

@@ -30,6 +30,7 @@ from sipbridge.routing import PhoneRoutes
 from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
 from sipbridge.sip.listener import ListenerCore, SipListener
 from sipbridge.sip.sender import NotifySender
+from sipbridge.sip.uri import uri_host
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
@@ -97,7 +98,7 @@ def create_app(
             sender,
             dispatcher,
             routes=app[keys.ROUTES],
-            reports_contact=f"sip:sipbridge@{_uri_host(settings.listener_contact_host)}:{listener.port}",
+            reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listener.port}",
             outbound_proxy=settings.sip_outbound_proxy,
         )
         app[keys.COMMAND_LOG] = CommandLog(app[keys.STORE])
@@ -230,9 +231,6 @@ async def _expire_registrations(app: web.Application, every: float = 30.0) -> No
         if gone:
             log.info("registrations expired: %s", ", ".join(gone))
 
-
-def _uri_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _api_keys(settings: Settings) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from pathlib import Path
 import pjsua2 as pj
 
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
+from sipbridge.sip.uri import uri_host
 
 log = logging.getLogger(__name__)
 pjsip_log = logging.getLogger("sipbridge.pjsip")
@@ -204,8 +205,7 @@ class PjsuaSender:
 
     @property
     def local_contact(self) -> str:
-        host = f"[{self._contact_host}]" if ":" in self._contact_host else self._contact_host
-        return f"sip:{self._contact_user}@{host}:{self._port}"
+        return f"sip:{self._contact_user}@{uri_host(self._contact_host)}:{self._port}"
 
     # -- the pump thread ---------------------------------------------------------------------
 

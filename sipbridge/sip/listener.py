@@ -30,6 +30,7 @@ from sipbridge.sip.message import (
     serialize,
 )
 from sipbridge.sip.transactions import ServerTransactions, TransactionKey
+from sipbridge.sip.uri import uri_host
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,7 @@ class Source:
     transport: str  # "udp" or "tcp"
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport}:{host}:{self.port}"
+        return f"{self.transport}:{uri_host(self.host)}:{self.port}"
 
 
 @dataclass(frozen=True, kw_only=True)

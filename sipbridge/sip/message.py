@@ -18,7 +18,7 @@ from sipbridge.sip._parser import (
     serialize,
     top_via_branch,
 )
-from sipbridge.sip.uri import SipParseError, SipUri, parse_name_addr, parse_uri
+from sipbridge.sip.uri import SipParseError, SipUri, parse_name_addr, parse_uri, uri_host
 
 __all__ = [
     "Headers",
@@ -36,4 +36,5 @@ __all__ = [
     "parse_uri",
     "serialize",
     "top_via_branch",
+    "uri_host",
 ]

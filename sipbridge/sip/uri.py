@@ -254,6 +254,11 @@ class SipUri:
         return "".join(out)
 
 
+def uri_host(host: str) -> str:
+    """A host as it stands in a SIP URI, Via or URL: IPv6 literals in brackets (RFC 5118 §4)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 @functools.lru_cache(maxsize=8192)
 def parse_uri(text: str) -> SipUri:
     """Parse a sip:/sips: URI strictly per RFC 3261 §25.1 (IPv6 per RFC 5118).

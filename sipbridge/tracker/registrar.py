@@ -14,7 +14,14 @@ import re
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from sipbridge.sip.message import SipParseError, SipRequest, cseq, header_params, parse_name_addr
+from sipbridge.sip.message import (
+    SipParseError,
+    SipRequest,
+    cseq,
+    header_params,
+    parse_name_addr,
+    uri_host,
+)
 from sipbridge.tracker.models import PHONE_ID_PATTERN, Phone, Transport
 
 DEFAULT_EXPIRES = 3600
@@ -169,9 +176,7 @@ def _phone_address(request: SipRequest) -> tuple[Transport, str | None]:
     rport = params.get("rport")
     if rport:
         port = rport
-    if ":" in received_host and not received_host.startswith("["):
-        received_host = f"[{received_host}]"
-    return transport, f"{received_host}:{port or '5060'}"
+    return transport, f"{uri_host(received_host)}:{port or '5060'}"
 
 
 def _split_host_port(text: str) -> tuple[str, str | None]:

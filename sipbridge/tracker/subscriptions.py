@@ -27,7 +27,7 @@ from typing import Final, Literal
 
 from sipbridge.sip import action_uri
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
-from sipbridge.sip.message import SipParseError, SipResponse, parse_message
+from sipbridge.sip.message import SipParseError, SipResponse, parse_message, uri_host
 from sipbridge.sip.sender import NotifySender
 from sipbridge.tracker.models import Phone
 
@@ -200,9 +200,7 @@ class DialogSubscriptions:
             )
 
     def compose(self, subscription: Subscription, token: str) -> OutgoingRequest:
-        host = self._listener_host
-        if ":" in host:
-            host = f"[{host}]"
+        host = uri_host(self._listener_host)
         return OutgoingRequest(
             method="SUBSCRIBE",
             target_uri=action_uri.request_uri(subscription.contact, subscription.transport),

@@ -324,3 +324,13 @@ def test_parse_uri_only_raises_sip_parse_error(text: str) -> None:
 def test_name_addr_only_raises_sip_parse_error(text: str) -> None:
     with contextlib.suppress(SipParseError):
         parse_name_addr(text)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("10.0.0.5", "10.0.0.5"), ("pbx.example.com", "pbx.example.com"), ("::1", "[::1]"), ("[::1]", "[::1]")],
+)
+def test_uri_host_brackets_ipv6_literals_once(host, expected):
+    from sipbridge.sip.uri import uri_host
+
+    assert uri_host(host) == expected
