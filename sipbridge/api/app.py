@@ -152,13 +152,13 @@ async def _start_listener(
 ) -> SipListener:
     """The SIP listener and what stands behind it: REGISTER, dialog and reg NOTIFYs."""
     store = app[keys.STORE]
-    listener_port = {"port": settings.listen_port}
     subscriptions = None
     if settings.subscribe_dialogs != "none":
         subscriptions = DialogSubscriptions(
             sender,
             listener_host=settings.listener_contact_host,
-            listener_port=lambda: listener_port["port"],
+            # Read when a SUBSCRIBE goes out, after the listener has bound its port.
+            listener_port=lambda: app[keys.LISTENER].port,
             expires=settings.dialog_subscription_expires,
             outbound_proxy=settings.sip_outbound_proxy,
         )
@@ -181,7 +181,6 @@ async def _start_listener(
             f"cannot listen for SIP on {settings.listener_host}:{settings.listen_port}: "
             f"{exc.strerror}"
         ) from exc
-    listener_port["port"] = listener.port
     app[keys.LISTENER] = listener
     if subscriptions is not None:
         for phone in store.phones():

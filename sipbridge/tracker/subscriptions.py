@@ -58,7 +58,6 @@ class Subscription:
     transport: str
     state: SubState = "due"
     due_at: float = 0.0
-    token: str = ""
     expires_at: float = 0.0
     last_version: int | None = None
 
@@ -174,13 +173,12 @@ class DialogSubscriptions:
         request = self.compose(subscription, token)
         try:
             answer = await asyncio.wait_for(self._sender.send(request), timeout=40)
-        except (TimeoutError, Exception) as exc:  # a failed SUBSCRIBE must not kill the task
+        except Exception as exc:  # timeouts included: a failed SUBSCRIBE must not kill the task
             answer = SipAnswer(status=408, reason=str(exc) or "timeout", from_wire=False)
         if self._by_phone.get(subscription.phone_id) is not subscription:
             return  # the phone went away or re-registered meanwhile
         if 200 <= answer.status < 300:
             granted = _granted_expires(answer, self._expires)
-            subscription.token = token
             subscription.expires_at = self._clock() + granted
             subscription.due_at = self._clock() + max(granted * 0.8, granted - 60)
             subscription.move("accepted")
