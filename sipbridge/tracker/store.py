@@ -203,49 +203,38 @@ class TrackerStore:
         `profile`: a name pins it, None removes the pin, KEEP_PIN (the default) keeps whatever
         the operator pinned before — a refresh from a REGISTER must not drop a pin.
         """
-        if isinstance(profile, KeepPin):
-            previous = self.registration(phone_id)
-            profile = previous.profile if previous is not None else None
+        keep_pin = isinstance(profile, KeepPin)
         now = self.now()
-        phone = Phone(
-            id=phone_id,
-            aor=aor,
-            contact=contact,
-            transport=transport,
-            user_agent=user_agent,
-            registered_until=now + expires,
-            updated_at=now,
-            learned_from=learned_from,
-            received=received,
-            registration_call_id=registration_call_id,
-            registration_cseq=registration_cseq,
-            profile=profile,
-        )
         with _translated():
-            self._db.execute(
+            # One statement: the kept pin is read and written by SQLite itself (no SELECT
+            # first), and RETURNING gives back the row as stored.
+            row = self._db.execute(
                 f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES ({_PHONE_SLOTS}) "
                 "ON CONFLICT(id) DO UPDATE SET aor=excluded.aor, contact=excluded.contact, "
                 "transport=excluded.transport, user_agent=excluded.user_agent, "
                 "registered_until=excluded.registered_until, updated_at=excluded.updated_at, "
                 "learned_from=excluded.learned_from, received=excluded.received, "
                 "registration_call_id=excluded.registration_call_id, "
-                "registration_cseq=excluded.registration_cseq, profile=excluded.profile",
+                "registration_cseq=excluded.registration_cseq, "
+                "profile=CASE WHEN ? THEN phones.profile ELSE excluded.profile END "
+                f"RETURNING {_PHONE_COLUMNS}",
                 (
-                    phone.id,
-                    phone.aor,
-                    phone.contact,
-                    phone.transport,
-                    phone.user_agent,
-                    phone.registered_until,
-                    phone.updated_at,
-                    phone.learned_from,
-                    phone.received,
-                    phone.registration_call_id,
-                    phone.registration_cseq,
-                    phone.profile,
+                    phone_id,
+                    aor,
+                    contact,
+                    transport,
+                    user_agent,
+                    now + expires,
+                    now,
+                    learned_from,
+                    received,
+                    registration_call_id,
+                    registration_cseq,
+                    None if isinstance(profile, KeepPin) else profile,
+                    keep_pin,
                 ),
-            )
-        return phone
+            ).fetchone()
+        return _phone(row)
 
     def remove_phone(self, phone_id: str) -> bool:
         """Forget a phone and the calls it held."""
