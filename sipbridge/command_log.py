@@ -3,6 +3,9 @@
 Entries wrap the call into `CallControl` with `CommandLog.run`, so success and failure are logged
 the same way whoever asked. A failure's facts come from the error's `context` (filled by
 `CallControl` once it knows the phone); a refusal before that has only the source and reason.
+
+The entry is a group write (`tracker/group_commit.py`) that `run` awaits: the command is answered
+only once its entry, and the call state `CallControl` queued just before it, have committed.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Awaitable
 
 from sipbridge.control import CommandResult
 from sipbridge.errors import PhoneRejected, SipBridgeError
+from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.models import CommandLogEntry
-from sipbridge.tracker.store import TrackerStore
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +26,8 @@ def _text(value: object) -> str | None:
 
 
 class CommandLog:
-    def __init__(self, store: TrackerStore) -> None:
-        self._store = store
+    def __init__(self, writes: GroupCommit) -> None:
+        self._writes = writes
 
     async def run(self, source: str, command: Awaitable[CommandResult]) -> CommandResult:
         """Await `command` and log how it ended; the result or the error passes through."""
@@ -33,7 +36,7 @@ class CommandLog:
         except SipBridgeError as exc:
             context = exc.context
             status = exc.sip_status if isinstance(exc, PhoneRejected) else None
-            self._write(
+            await self._write(
                 CommandLogEntry(
                     source=source,
                     outcome=type(exc).__name__,
@@ -46,7 +49,7 @@ class CommandLog:
                 )
             )
             raise
-        self._write(
+        await self._write(
             CommandLogEntry(
                 source=source,
                 outcome="ok",
@@ -61,9 +64,9 @@ class CommandLog:
         )
         return result
 
-    def _write(self, entry: CommandLogEntry) -> None:
+    async def _write(self, entry: CommandLogEntry) -> None:
         try:
-            self._store.log_command(entry)
+            await self._writes.write(lambda: self._writes.store.log_command(entry))
         except SipBridgeError as exc:
             # The command itself is done; a failed log write must not turn it into an error.
             log.error("command log write failed: %s", exc.detail)

@@ -6,6 +6,7 @@ so every entry refuses bad input the same way and before anything reaches a phon
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sipbridge.sip import action_uri
 from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.sender import NotifySender
 from sipbridge.tracker import ENDED, Call, Phone, TrackerStore, state_after
+from sipbridge.tracker.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +195,11 @@ class CallControl:
         reports_contact: str | None = None,
         outbound_proxy: str | None = None,
         routes: PhoneRoutes | None = None,
+        writes: GroupCommit | None = None,
     ) -> None:
         self.store = store
+        # Writes after a command go through a group commit shared with the command log.
+        self.writes = writes or GroupCommit(store)
         # Profiles, phone credentials and HTTP settings; None: SIP only, no profile checks.
         self._routes = routes
         self._sender = sender
@@ -210,7 +215,14 @@ class CallControl:
         action_name: str,
         body: Mapping[str, Any],
         transport: Requested = "auto",
+        *,
+        await_recorded: bool = True,
     ) -> CommandResult:
+        """Locate the call, send the action's command to its phone, record the new state.
+
+        `await_recorded=False` is for a caller that awaits a group write of its own before it
+        answers (`CommandLog.run`): the state write then shares that write's transaction.
+        """
         action = CALL_ACTIONS.get(action_name)
         if action is None:
             raise NotFound(
@@ -224,7 +236,13 @@ class CallControl:
         spec = catalog.lookup(action.command)
         command = catalog.build(spec, action.data(call_id, parsed))
         result = await self._deliver(phone, command, call_id=call_id, requested=transport)
-        self._record(action_name, call, other)
+        recorded = self.writes.defer(lambda: self._record(action_name, call, other))
+        if not await_recorded:
+            # The caller's next group write (the command log's) commits with this one, or
+            # after it, and the caller answers only then: one transaction, not two.
+            recorded.add_done_callback(_log_failed_record)
+            return result
+        await recorded
         return result
 
     async def send_command(
@@ -380,7 +398,7 @@ class CallControl:
         )
 
     def _record(self, action_name: str, call: Call, other: Call | None) -> None:
-        """Update the tracker only after the phone accepted the command."""
+        """Update the tracker only after the phone accepted the command (a group write)."""
         after = state_after(action_name, call.state)
         for tracked in (call, other):
             if tracked is None:
@@ -389,6 +407,11 @@ class CallControl:
                 self.store.remove_call(tracked.call_id)
             elif tracked is call:
                 self.store.set_call_state(tracked.call_id, after)
+
+
+def _log_failed_record(recorded: asyncio.Future[None]) -> None:
+    if not recorded.cancelled() and recorded.exception() is not None:
+        log.error("recording the call state failed: %s", recorded.exception())
 
 
 def _accept_http(answer: SipAnswer) -> HttpOutcome:

@@ -101,7 +101,7 @@ def create_app(
             reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listener.port}",
             outbound_proxy=settings.sip_outbound_proxy,
         )
-        app[keys.COMMAND_LOG] = CommandLog(app[keys.STORE])
+        app[keys.COMMAND_LOG] = CommandLog(app[keys.CONTROL].writes)
         # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
         app[keys.SIP_FEED].relay = ActionUriRelay(
             app[keys.STORE],

@@ -41,7 +41,7 @@ from pathlib import Path
 import pjsua2 as pj
 
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
-from sipbridge.sip.uri import uri_host
+from sipbridge.sip.uri import parse_uri, uri_host
 
 log = logging.getLogger(__name__)
 pjsip_log = logging.getLogger("sipbridge.pjsip")
@@ -66,6 +66,9 @@ class _Pending:
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future[SipAnswer] | None
     created: float = field(default_factory=time.monotonic)
+    # Its answer comes on a socket the loop watches (our UDP port), not on a TCP connection
+    # pjsip opened later, which only the tick reads.
+    watched: bool = True
 
 
 class _LogWriter(pj.LogWriter):  # type: ignore[misc]
@@ -146,9 +149,13 @@ class PjsuaSender:
         self._stop = threading.Event()
         self._start_error: BaseException | None = None
         self._account: _Account | None = None
-        # One account per outbound proxy: pjsip routes by an account's route set, never by a
-        # Route header added as a plain extra header.
-        self._proxy_accounts: dict[str, _Account] = {}
+        # Accounts by (outbound proxy, next-hop transport). pjsip routes by an account's route
+        # set, never by a Route header added as a plain extra header; and an account bound to
+        # one of our transports takes its Via address from it, where an unbound one probes the
+        # route with a throwaway socket on every request (socket, connect, getsockname, close:
+        # pjsip_tpmgr_find_local_addr2, seen with strace in bench/run).
+        self._accounts: dict[tuple[str | None, str | None], _Account] = {}
+        self._transport_ids: dict[str, int] = {}
         self._endpoint: pj.Endpoint | None = None
         self._registered_threads: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None  # set when driven by the loop
@@ -249,16 +256,22 @@ class PjsuaSender:
             transport.port = self._port
             transport.sockOptParams = _buffer_options()
             try:
-                endpoint.transportCreate(kind, transport)
+                transport_id = endpoint.transportCreate(kind, transport)
             except pj.Error as exc:
                 raise UserAgentError(
                     f"cannot bind {self._host}:{self._port}: {exc.info()}"
                 ) from exc
+            # Bound to a wildcard address, the probe picks the right interface for each
+            # destination, so accounts stay unbound; bound to one address, there is no choice.
+            if not _is_wildcard(self._host):
+                name = "udp" if kind == pj.PJSIP_TRANSPORT_UDP else "tcp"
+                self._transport_ids[name] = int(transport_id)
         endpoint.libStart()
         account_config = pj.AccountConfig()
         account_config.idUri = self.local_contact
         self._account = _Account(self._on_answer)
         self._account.create(account_config, True)
+        self._accounts[(None, None)] = self._account
 
     # -- driven by the event loop ------------------------------------------------------------
 
@@ -295,8 +308,21 @@ class PjsuaSender:
     def _on_tick(self) -> None:
         self._poll()
         if self._loop is not None and self._state == "running":
-            interval = _BUSY_POLL if self._pending else _IDLE_POLL
+            # The fast tick only while an answer may arrive on a socket the loop does not watch;
+            # answers over UDP wake the loop themselves, and pjsip's timers (T1 = 500 ms) need
+            # no finer tick. At one command in flight the 1 ms tick was a wake-up per command.
+            with self._lock:
+                busy = any(not entry.watched for entry in self._pending.values())
+            interval = _BUSY_POLL if busy else _IDLE_POLL
             self._tick = self._loop.call_later(interval, self._on_tick)
+
+    def _tick_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bring the next tick within _BUSY_POLL: an answer is due on an unwatched socket."""
+        tick = self._tick
+        if loop is not self._loop or tick is None or tick.when() - loop.time() <= _BUSY_POLL:
+            return
+        tick.cancel()
+        self._tick = loop.call_later(_BUSY_POLL, self._on_tick)
 
     def _stop_in_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._tick is not None:
@@ -309,7 +335,7 @@ class PjsuaSender:
     def _destroy_endpoint(self) -> None:
         endpoint, self._endpoint = self._endpoint, None
         self._account = None
-        self._proxy_accounts.clear()
+        self._accounts.clear()
         if endpoint is None:
             return
         try:
@@ -319,18 +345,22 @@ class PjsuaSender:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _account_via(self, proxy: str) -> _Account:
-        """The account whose requests carry a pre-loaded Route to `proxy` (RFC 3261 §8.1.2)."""
-        account = self._proxy_accounts.get(proxy)
+    def _account_for(self, request: OutgoingRequest, transport: str) -> _Account:
+        """The account for the request's outbound proxy and next-hop transport."""
+        key = (request.proxy, transport if transport in self._transport_ids else None)
+        account = self._accounts.get(key)
         if account is None:
             config = pj.AccountConfig()
             config.idUri = self.local_contact
-            proxies = pj.StringVector()
-            proxies.append(proxy)
-            config.sipConfig.proxies = proxies
+            if request.proxy is not None:  # a pre-loaded Route (RFC 3261 §8.1.2)
+                proxies = pj.StringVector()
+                proxies.append(request.proxy)
+                config.sipConfig.proxies = proxies
+            if key[1] is not None:
+                config.sipConfig.transportId = self._transport_ids[key[1]]
             account = _Account(self._on_answer)
             account.create(config, False)
-            self._proxy_accounts[proxy] = account
+            self._accounts[key] = account
         return account
 
     async def send(self, request: OutgoingRequest) -> SipAnswer:
@@ -341,9 +371,14 @@ class PjsuaSender:
         future: asyncio.Future[SipAnswer] = loop.create_future()
         token = pj.SipHeader()
         key = int(token.this)
+        hop = _next_hop_transport(request)
         with self._lock:
             self._sweep_abandoned()
-            self._pending[key] = _Pending(token=token, loop=loop, future=future)
+            self._pending[key] = _Pending(
+                token=token, loop=loop, future=future, watched=hop == "udp"
+            )
+        if hop != "udp":
+            self._tick_soon(loop)
 
         param = pj.SendRequestParam()
         param.method = request.method
@@ -354,7 +389,7 @@ class PjsuaSender:
             option.contentType = request.content_type
             option.msgBody = request.body.decode()
         option.headers = self._header_vector(request.headers)
-        account = self._account if request.proxy is None else self._account_via(request.proxy)
+        account = self._account_for(request, hop)
         try:
             account.sendRequest(param)
         except pj.Error as exc:
@@ -439,6 +474,16 @@ class PjsuaSender:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._pending)
+
+
+def _next_hop_transport(request: OutgoingRequest) -> str:
+    """udp, tcp or tls: how the request leaves (the proxy's URI if any, RFC 3263 §4.1)."""
+    hop = parse_uri(request.proxy or request.target_uri)
+    return (hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::", "[::]")
 
 
 def _socket_fds(port: int) -> list[int]:
