@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sipbridge.errors import StoreError
 from sipbridge.tracker.store import TrackerStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,15 @@ class GroupCommit:
         self._flush_scheduled = False
         # A caller cancelled meanwhile still has its write made: it records what a phone
         # already did, which stays true whoever stopped waiting.
+        try:
+            self._commit(batch)
+        except BaseException:
+            # SystemExit and the like, from a write: nobody in the batch may wait forever.
+            for _, future in batch:
+                _settle(future, exc=StoreError("the write was interrupted"))
+            raise
+
+    def _commit(self, batch: list[_Write]) -> None:
         try:
             with self.store.transaction():
                 results = [write() for write, _ in batch]

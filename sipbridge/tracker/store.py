@@ -172,7 +172,7 @@ class TrackerStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         self._checkpointer: _Checkpointer | None = None
-        if isinstance(path, Path) or path != ":memory:":
+        if str(path) != ":memory:":
             with _translated():
                 self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_CHECKPOINT_PAGES}")
             self._checkpointer = _Checkpointer(str(path))
@@ -207,8 +207,16 @@ class TrackerStore:
             with _translated():
                 self._db.execute("ROLLBACK")
             raise
-        with _translated():
-            self._db.execute("COMMIT")
+        try:
+            with _translated():
+                self._db.execute("COMMIT")
+        except StoreError:
+            # A failed COMMIT (disk full, I/O error) can leave the transaction open; every
+            # later BEGIN would then fail and single writes would silently join it.
+            if self._db.in_transaction:
+                with _translated():
+                    self._db.execute("ROLLBACK")
+            raise
 
     # -- phones ------------------------------------------------------------------------------
 
