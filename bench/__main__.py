@@ -47,6 +47,8 @@ KAMAILIO_CHILDREN = 2
 KAMAILIO_TCP_CHILDREN = 2
 KAMAILIO_SHM_MB = 1024
 KAMAILIO_PKG_MB = 16
+# sipbridge's worker processes (`serve --workers`): one per core, like Kamailio's UDP workers.
+SIPBRIDGE_WORKERS = 2
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Config:
     workdir: Path
     only: tuple[str, ...]
     kamailio_workers: tuple[int, int] = (KAMAILIO_CHILDREN, KAMAILIO_TCP_CHILDREN)
+    workers: int = SIPBRIDGE_WORKERS
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -178,11 +181,26 @@ class Sipbridge:
             "SIPBRIDGE_API_KEYS": API_KEY,
             "SIPBRIDGE_PHONE_QUEUE_LIMIT": "16",
             "SIPBRIDGE_LOG_LEVEL": "WARNING",
+            "SIPBRIDGE_WORKERS": str(self.config.workers),
         }
         argv = [str(ROOT / ".venv" / "bin" / "sipbridge"), "serve"]
         service = Service.start(self.name, argv, self.config.workdir, env)
         _started_or_stopped(service, lambda: wait_http(f"{self.url}/v1/health", service))
+        self._wait_for_workers(service)
         return service
+
+    def _wait_for_workers(self, service: Service, timeout: float = 20) -> None:
+        """Until every worker answers /v1/health (each new connection may reach another)."""
+        seen: set[object] = set()
+        deadline = time.monotonic() + timeout
+        while len(seen) < self.config.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only workers {sorted(map(str, seen))} answered in {timeout} s")
+            service.check_alive()
+            answer = _http("GET", f"{self.url}/v1/health")
+            assert isinstance(answer, dict)
+            seen.add(answer.get("worker"))
+            time.sleep(0.02)
 
     def restart(self) -> float:
         """Stop (SIGTERM) and start again; seconds from start until it serves again."""
@@ -671,6 +689,10 @@ def main() -> None:
         "--kamailio-workers", default=f"{KAMAILIO_CHILDREN},{KAMAILIO_TCP_CHILDREN}",
         help="Kamailio's UDP and TCP worker counts (children,tcp_children)",
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=SIPBRIDGE_WORKERS,
+        help=f"sipbridge's worker processes (serve --workers; default {SIPBRIDGE_WORKERS})",
+    )  # fmt: skip
     args = parser.parse_args()
     quick = bool(args.quick)
     workdir = Path(tempfile.mkdtemp(prefix="sipbridge-bench-"))
@@ -684,11 +706,13 @@ def main() -> None:
         workdir=workdir,
         only=tuple(args.only.split(",")),
         kamailio_workers=_pair(args.kamailio_workers),
+        workers=args.workers,
     )
     load = os.getloadavg()
     print(
         f"# sipbridge bench: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f}, {config.duration:g} s per point, workdir {workdir}",
+        f"{load[2]:.2f}, {config.duration:g} s per point, sipbridge workers {config.workers}, "
+        f"Kamailio workers {config.kamailio_workers}, workdir {workdir}",
         flush=True,
     )
     results: dict[str, object] = {"load_before": load}

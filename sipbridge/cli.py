@@ -23,6 +23,7 @@ from sipbridge.config import ConfigFileError, Settings, load_settings
 from sipbridge.errors import SipBridgeError
 from sipbridge.sim import SimPhone, SimPhoneServer
 from sipbridge.tracker import TrackerStore
+from sipbridge.workers import WorkerPool, die_with_parent
 
 log = logging.getLogger("sipbridge")
 
@@ -49,10 +50,11 @@ def _settings(config_file: Path | None, **overrides: Any) -> Settings:
         raise click.ClickException(f"cannot read the settings: {exc}") from exc
 
 
-def _logging(settings: Settings) -> None:
+def _logging(settings: Settings, worker: int = 0) -> None:
+    name = f"[worker {worker}] %(name)s" if settings.workers > 1 else "%(name)s"
     logging.basicConfig(
         level=settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)-7s {name}: %(message)s",
         stream=sys.stderr,
     )
 
@@ -65,11 +67,20 @@ def main() -> None:
 
 @main.command()
 @config_option
-def serve(config_file: Path | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes serving the API (default: the workers setting, 1).",
+)
+@click.option("--worker-index", type=click.IntRange(1, 63), default=None, hidden=True)
+def serve(config_file: Path | None, workers: int | None, worker_index: int | None) -> None:
     """Run the gateway: HTTP API and SIP user agent."""
-    settings = _settings(config_file)
-    _logging(settings)
-    asyncio.run(_serve(settings, demo_phones=0))
+    settings = _settings(config_file, workers=workers)
+    if worker_index is not None:  # started by worker 0 (workers.py)
+        die_with_parent()
+    _logging(settings, worker_index or 0)
+    asyncio.run(_serve(settings, demo_phones=0, worker=worker_index or 0, config_file=config_file))
 
 
 @main.command()
@@ -81,6 +92,7 @@ def demo(config_file: Path | None, phones: int) -> None:
     settings = _settings(config_file)
     if not settings.api_keys:
         overrides["api_keys"] = (DEMO_API_KEY,)
+    overrides["workers"] = 1  # the simulated phones live in this one process
     if "data_dir" not in settings.model_fields_set:
         overrides["data_dir"] = Path(tempfile.mkdtemp(prefix="sipbridge-demo-"))
     settings = settings.model_copy(update=overrides)
@@ -88,8 +100,10 @@ def demo(config_file: Path | None, phones: int) -> None:
     asyncio.run(_serve(settings, demo_phones=phones))
 
 
-async def _serve(settings: Settings, *, demo_phones: int) -> None:
-    app = create_app(settings)
+async def _serve(
+    settings: Settings, *, demo_phones: int, worker: int = 0, config_file: Path | None = None
+) -> None:
+    app = create_app(settings, worker=worker)
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
@@ -101,7 +115,13 @@ async def _serve(settings: Settings, *, demo_phones: int) -> None:
         raise click.ClickException(f"cannot start: {exc}") from exc
     # aiohttp's default listen backlog (128) overflows when clients open hundreds of connections
     # at once; the dropped handshakes then cost 1-3 s retries (bench/run, 200 connections).
-    site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)
+    site = web.TCPSite(
+        runner,
+        settings.http_host,
+        settings.http_port,
+        backlog=1024,
+        reuse_port=settings.workers > 1,  # every worker accepts on the same port
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -115,12 +135,18 @@ async def _serve(settings: Settings, *, demo_phones: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     servers: list[SimPhoneServer] = []
+    pool = None
+    if worker == 0 and settings.workers > 1:
+        pool = WorkerPool(settings.workers, config_file=config_file)
+        await pool.start()
     try:
         if demo_phones:
             servers = await _start_demo(settings, demo_phones)
         await stop.wait()
         log.info("shutting down")
     finally:
+        if pool is not None:
+            await pool.stop()
         for server in servers:
             await server.stop()
         await runner.cleanup()

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     )
     phone_queue_limit: int = Field(
         default=16, ge=1, le=10_000, description="Commands that may wait per phone before 429."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes serving the HTTP API (SO_REUSEPORT); worker i's SIP user agent "
+        "binds sip_port + i. One command per phone still holds across them.",
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -183,6 +190,25 @@ class Settings(BaseSettings):
             except SipParseError as exc:
                 raise ValueError(f"not a SIP URI: {exc.reason}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _workers_fit(self) -> Settings:
+        """Several workers share one HTTP port and reach one listener: neither may be 0."""
+        if self.workers > 1:
+            if self.http_port == 0 or self.listen_port == 0:
+                raise ValueError("workers > 1 needs a fixed http_port and listen_port (not 0)")
+            if self.sip_port and self.sip_port + self.workers - 1 > 65535:
+                raise ValueError(
+                    f"sip_port + workers - 1 must be at most 65535 (workers use "
+                    f"sip_port .. sip_port + {self.workers - 1})"
+                )
+        return self
+
+    def for_worker(self, index: int) -> Settings:
+        """Worker `index`'s settings: its own SIP user agent port (sip_port + index)."""
+        if index == 0 or self.sip_port == 0:
+            return self
+        return self.model_copy(update={"sip_port": self.sip_port + index})
 
     @property
     def listener_host(self) -> str:

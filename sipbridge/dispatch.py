@@ -4,6 +4,10 @@ Poly phones do not process requests in parallel (manual 002, prerequisites: a se
 gets 403 or waits), so commands for one phone are serialized here, across all callers. Commands
 for different phones run concurrently. A phone's queue is bounded; past the bound the caller is
 told to retry (429), which keeps one stuck phone from holding unbounded memory.
+
+With several worker processes (`serve --workers N`) a command also takes the phone's lock in
+`phone_locks.SharedPhoneLocks` once its lane's turn comes, so the rule holds across processes;
+the order among commands for one phone that arrived at different workers is not defined.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from sipbridge.errors import PhoneTimeout, QueueFull
+from sipbridge.phone_locks import SharedPhoneLocks
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.sender import NotifySender
 
@@ -33,8 +38,16 @@ class Delivery:
 
 
 class Dispatcher:
-    def __init__(self, sender: NotifySender, *, queue_limit: int, deadline: float) -> None:
+    def __init__(
+        self,
+        sender: NotifySender,
+        *,
+        queue_limit: int,
+        deadline: float,
+        shared_locks: SharedPhoneLocks | None = None,
+    ) -> None:
         self._sender = sender
+        self._shared_locks = shared_locks
         self._queue_limit = queue_limit
         self._deadline = deadline
         self._lanes: dict[str, _Lane] = {}
@@ -56,7 +69,7 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self._deadline):
                 async with lane.lock:
-                    answer = await self._sender.send(request)
+                    answer = await self._send_alone(phone_id, request)
         except TimeoutError as exc:
             raise PhoneTimeout(
                 f"no answer from phone {phone_id!r} within {self._deadline:g} s"
@@ -67,3 +80,14 @@ class Dispatcher:
                 # Idle phones keep no lane: memory stays flat with many phones.
                 del self._lanes[phone_id]
         return Delivery(answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
+
+    async def _send_alone(self, phone_id: str, request: OutgoingRequest) -> SipAnswer:
+        """Send while holding the phone's lock in every worker process, if there are several."""
+        locks = self._shared_locks
+        if locks is None:
+            return await self._sender.send(request)
+        await locks.acquire(phone_id)
+        try:
+            return await self._sender.send(request)
+        finally:
+            locks.release(phone_id)

@@ -25,6 +25,7 @@ from sipbridge.errors import SipBridgeError, StartupError
 from sipbridge.pbx_relay import ActionUriRelay
 from sipbridge.phone_access import load_access
 from sipbridge.phone_http import PhoneHttpClient, PhoneTransports, tls_context
+from sipbridge.phone_locks import SharedPhoneLocks
 from sipbridge.profiles import load_profiles
 from sipbridge.routing import PhoneRoutes
 from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
@@ -60,11 +61,20 @@ def create_app(
     *,
     sender_factory: SenderFactory = pjsua_sender,
     store: TrackerStore | None = None,
+    worker: int = 0,
 ) -> web.Application:
+    """The application of worker `worker` (0 unless `serve --workers N`, see cli.py).
+
+    Every worker serves the HTTP API with its own SIP user agent; worker 0 alone runs the SIP
+    listener (REGISTER copies, dialog events, PBX relay), the subscriptions and the janitor.
+    """
+    primary = worker == 0
+    settings = settings.for_worker(worker)
     app = web.Application(
         middlewares=[problem_middleware, auth_middleware], client_max_size=MAX_REQUEST_BYTES
     )
     app[keys.SETTINGS] = settings
+    app[keys.WORKER] = worker
     app[keys.API_KEYS] = frozenset(_api_keys(settings))
     openapi = build_openapi()
 
@@ -86,40 +96,53 @@ def create_app(
         if start is not None:
             start()
         app[keys.SENDER] = sender
-        listener = await _start_listener(app, settings, sender)
+        listener = await _start_listener(app, settings, sender) if primary else None
+        # Worker 0's listener takes the phones' reports for every worker (workers > 1 need a
+        # fixed listen_port, config.py).
+        listen_port = listener.port if listener is not None else settings.listen_port
+        shared_locks = None
+        if settings.workers > 1:
+            shared_locks = SharedPhoneLocks(settings.data_dir / "phone-locks")
         # One lane per phone for both transports: NOTIFYs and REST calls share the queue.
         dispatcher = Dispatcher(
             PhoneTransports(sender, app[keys.PHONE_HTTP]),
             queue_limit=settings.phone_queue_limit,
             deadline=settings.command_deadline,
+            shared_locks=shared_locks,
         )
         app[keys.CONTROL] = CallControl(
             app[keys.STORE],
             sender,
             dispatcher,
             routes=app[keys.ROUTES],
-            reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listener.port}",
+            reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listen_port}",
             outbound_proxy=settings.sip_outbound_proxy,
         )
         app[keys.COMMAND_LOG] = CommandLog(app[keys.CONTROL].writes)
-        # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
-        app[keys.SIP_FEED].relay = ActionUriRelay(
-            app[keys.STORE],
-            app[keys.CONTROL],
-            app[keys.COMMAND_LOG],
-            deadline=settings.sip_relay_deadline,
-        )
-        janitor = asyncio.get_running_loop().create_task(_expire_registrations(app))
+        janitor = None
+        if listener is not None:
+            # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
+            app[keys.SIP_FEED].relay = ActionUriRelay(
+                app[keys.STORE],
+                app[keys.CONTROL],
+                app[keys.COMMAND_LOG],
+                deadline=settings.sip_relay_deadline,
+            )
+            janitor = asyncio.get_running_loop().create_task(_expire_registrations(app))
         yield
-        janitor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await janitor
-        await listener.stop()
+        if janitor is not None:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
+        if listener is not None:
+            await listener.stop()
         if keys.SUBSCRIPTIONS in app:
             await app[keys.SUBSCRIPTIONS].stop()
         stop = getattr(sender, "stop", None)
         if stop is not None:
             stop()
+        if shared_locks is not None:
+            shared_locks.close()
 
     async def phone_http_ctx(app: web.Application) -> AsyncIterator[None]:
         """Profiles, phone credentials and the phone REST client; a bad file stops the start."""

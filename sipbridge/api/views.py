@@ -309,4 +309,5 @@ async def get_profiles(request: web.Request) -> web.Response:
 
 @routes.get("/v1/health")
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # Which worker answered (`serve --workers N`): 0 unless there are several.
+    return web.json_response({"status": "ok", "worker": request.app[keys.WORKER]})

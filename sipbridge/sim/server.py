@@ -54,6 +54,8 @@ class SimPhoneServer:
         self.port = port
         self.processing_time = processing_time
         self._busy = False
+        # The top Via of every NOTIFY taken in: which sender (which worker's UA) sent it.
+        self.vias: list[str] = []
         self._done: OrderedDict[tuple[str, str, int], tuple[float, bytes | None]] = OrderedDict()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
@@ -153,6 +155,7 @@ class SimPhoneServer:
             self._finish(key, request, Verdict.poly(4001), reply)
             return
         self._busy = True
+        self.vias.append(request.headers.get("Via") or "")
         self._done[key] = (time.monotonic(), None)
         task = asyncio.get_running_loop().create_task(self._process(key, request, reply))
         self._tasks.add(task)

@@ -69,6 +69,8 @@ class _Pending:
     # Its answer comes on a socket the loop watches (our UDP port), not on a TCP connection
     # pjsip opened later, which only the tick reads.
     watched: bool = True
+    # The caller reads the answer's headers (a SUBSCRIBE's Expires); a NOTIFY's status is enough.
+    with_raw: bool = False
 
 
 class _LogWriter(pj.LogWriter):  # type: ignore[misc]
@@ -79,26 +81,29 @@ class _LogWriter(pj.LogWriter):  # type: ignore[misc]
 
 
 class _Account(pj.Account):  # type: ignore[misc]
-    def __init__(self, on_answer: Callable[[int, SipAnswer], None]) -> None:
+    def __init__(self, on_answer: Callable[[int, pj.OnSendRequestParam], None]) -> None:
         super().__init__()
         self._on_answer = on_answer
 
     def onSendRequest(self, prm: pj.OnSendRequestParam) -> None:
         # Exceptions raised here are printed and swallowed by SWIG: log them ourselves.
         try:
-            tsx_state = prm.e.body.tsxState
-            tsx = tsx_state.tsx
-            from_wire = tsx_state.type == pj.PJSIP_EVENT_RX_MSG
-            raw = tsx_state.src.rdata.wholeMsg if from_wire else None
-            answer = SipAnswer(
-                status=int(tsx.statusCode),
-                reason=str(tsx.statusText),
-                from_wire=from_wire,
-                raw=raw,
-            )
-            self._on_answer(int(prm.userData), answer)
+            self._on_answer(int(prm.userData), prm)
         except Exception:
             log.exception("onSendRequest failed")
+
+
+def _answer(prm: pj.OnSendRequestParam, *, with_raw: bool) -> SipAnswer:
+    """The final answer pjsua reports; the whole message only if asked (a copy per answer)."""
+    tsx_state = prm.e.body.tsxState
+    tsx = tsx_state.tsx
+    from_wire = tsx_state.type == pj.PJSIP_EVENT_RX_MSG
+    return SipAnswer(
+        status=int(tsx.statusCode),
+        reason=str(tsx.statusText),
+        from_wire=from_wire,
+        raw=tsx_state.src.rdata.wholeMsg if from_wire and with_raw else None,
+    )
 
 
 def _pjsip_c_api() -> ctypes.CDLL:
@@ -375,7 +380,11 @@ class PjsuaSender:
         with self._lock:
             self._sweep_abandoned()
             self._pending[key] = _Pending(
-                token=token, loop=loop, future=future, watched=hop == "udp"
+                token=token,
+                loop=loop,
+                future=future,
+                watched=hop == "udp",
+                with_raw=request.method != "NOTIFY",
             )
         if hop != "udp":
             self._tick_soon(loop)
@@ -433,13 +442,13 @@ class PjsuaSender:
             endpoint.libRegisterThread(f"sipbridge-{ident}")
         self._registered_threads.add(ident)
 
-    def _on_answer(self, key: int, answer: SipAnswer) -> None:
+    def _on_answer(self, key: int, prm: pj.OnSendRequestParam) -> None:
         with self._lock:
             entry = self._pending.pop(key, None)
         if entry is None:
-            log.debug("answer for an unknown or finished request: %s", answer.status)
+            log.debug("answer for an unknown or finished request")
             return
-        self._resolve_entry(entry, answer)
+        self._resolve_entry(entry, _answer(prm, with_raw=entry.with_raw))
 
     def _resolve_entry(self, entry: _Pending, answer: SipAnswer) -> None:
         future, loop = entry.future, entry.loop

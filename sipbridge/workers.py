@@ -1,0 +1,98 @@
+"""Worker processes of `sipbridge serve --workers N`: started, watched, restarted, stopped.
+
+Worker 0 is the process the operator started; it runs workers 1..N-1 as child processes of the
+same program (`serve --worker-index i`, same settings file and environment). Each binds the HTTP
+port with SO_REUSEPORT, so the kernel spreads connections over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_FIRST_RESTART_DELAY, _LONGEST_RESTART_DELAY = 1.0, 30.0
+_STOP_GRACE = 10.0
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def worker_argv(index: int, config_file: Path | None) -> list[str]:
+    argv = [sys.executable, "-m", "sipbridge", "serve", "--worker-index", str(index)]
+    if config_file is not None:
+        argv += ["--config", str(config_file)]
+    return argv
+
+
+def die_with_parent() -> None:
+    """A worker must not outlive worker 0 (prctl PR_SET_PDEATHSIG; Linux only, else no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class WorkerPool:
+    """Workers 1..count-1; one that exits unasked is started again after a growing pause."""
+
+    def __init__(self, count: int, *, config_file: Path | None) -> None:
+        self._count = count
+        self._config_file = config_file
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+        self._watchers: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        for index in range(1, self._count):
+            self._watchers.append(asyncio.create_task(self._keep_running(index)))
+
+    async def _keep_running(self, index: int) -> None:
+        delay = _FIRST_RESTART_DELAY
+        while not self._stopping:
+            process = await asyncio.create_subprocess_exec(
+                *worker_argv(index, self._config_file),
+                # The count may have come from --workers: the workers must know it too.
+                env={**os.environ, "SIPBRIDGE_WORKERS": str(self._count)},
+            )
+            self._processes[index] = process
+            log.info("worker %d started (pid %d)", index, process.pid)
+            code = await process.wait()
+            if self._stopping:
+                return
+            log.error("worker %d (pid %d) exited with %s; restarting in %.0f s",
+                      index, process.pid, code, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LONGEST_RESTART_DELAY)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes.values() if p.returncode is None]
+
+    async def stop(self) -> None:
+        """SIGTERM every worker, wait for them (SIGKILL after a grace period)."""
+        self._stopping = True
+        for process in self._processes.values():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+        for process in self._processes.values():
+            try:
+                await asyncio.wait_for(process.wait(), _STOP_GRACE)
+            except TimeoutError:
+                log.error("worker pid %d did not stop in %.0f s: killing it", process.pid,
+                          _STOP_GRACE)  # fmt: skip
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        for watcher in self._watchers:
+            watcher.cancel()
+        for watcher in self._watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
