@@ -11,12 +11,13 @@ which firmware has which).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from sipbridge.catalog._commands import CommandData, CommandSpec, Delivery, Output
 from sipbridge.catalog._diag import DIAG
@@ -64,6 +65,11 @@ class Command:
     data: BaseModel
 
     def as_json(self) -> dict[str, Any]:
+        """The command as the phone reads it; computed once (read it, do not change it)."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
         # Manual 002, "Delivering REST API commands over SIP": one command per body.
         return {
             "command-URI": self.spec.command_uri,
@@ -134,7 +140,8 @@ def encode_http(command: Command) -> HttpCall:
 
 
 def _within_limit(document: dict[str, Any]) -> bytes:
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # Compact UTF-8 JSON, written by pydantic's serializer (a fraction of json.dumps's cost).
+    body = to_json(document)
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(
             f"the command body would be {len(body)} bytes; Poly phones accept {MAX_BODY_BYTES}"
