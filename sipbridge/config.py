@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     phone_queue_limit: int = Field(
         default=16, ge=1, le=10_000, description="Commands that may wait per phone before 429."
     )
+    command_log_max_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Newest commands the command log keeps; older ones are pruned.",
+    )
     workers: int = Field(
         default=1,
         ge=1,

@@ -128,12 +128,16 @@ def create_app(
                 app[keys.COMMAND_LOG],
                 deadline=settings.sip_relay_deadline,
             )
-            janitor = asyncio.get_running_loop().create_task(_expire_registrations(app))
+            loop = asyncio.get_running_loop()
+            janitor = [
+                loop.create_task(_expire_registrations(app)),
+                loop.create_task(_prune_command_log(app[keys.STORE], settings)),
+            ]
         yield
-        if janitor is not None:
-            janitor.cancel()
+        for task in janitor or ():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await janitor
+                await task
         if listener is not None:
             await listener.stop()
         if keys.SUBSCRIPTIONS in app:
@@ -236,6 +240,16 @@ def _register_auth(settings: Settings) -> RegisterAuth | None:
         passwords=dict(table),
         algorithms=settings.register_digest_algorithms,
     )
+
+
+async def _prune_command_log(store: TrackerStore, settings: Settings, every: float = 1.0) -> None:
+    """Keep the command log at `command_log_max_rows`, a short delete at a time."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            store.prune_command_log(settings.command_log_max_rows)
+        except SipBridgeError as exc:
+            log.error("could not prune the command log: %s", exc.detail)
 
 
 async def _expire_registrations(app: web.Application, every: float = 30.0) -> None:

@@ -167,6 +167,9 @@ class TrackerStore:
         with _translated():
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._db.row_factory = sqlite3.Row
+            # Plain tuples for the hottest read (locate): no sqlite3.Row to build and read back.
+            self._plain = self._db.cursor()
+            self._plain.row_factory = None
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -347,6 +350,17 @@ class TrackerStore:
                 ),
             )
 
+    def prune_command_log(self, keep: int, *, at_most: int = 5_000) -> int:
+        """Delete the oldest entries beyond the newest `keep`, at most `at_most` of them (a
+        short write: it runs beside live traffic); returns how many went."""
+        with _translated():
+            newest, oldest = self._db.execute("SELECT max(id), min(id) FROM commands").fetchone()
+            if newest is None or newest - oldest < keep:
+                return 0
+            below = min(newest - keep + 1, oldest + at_most)
+            cursor = self._db.execute("DELETE FROM commands WHERE id < ?", (below,))
+        return cursor.rowcount
+
     def command_log(self, *, limit: int = 100, before: int | None = None) -> list[CommandLogEntry]:
         """Newest first; `before` is the id of the last entry of the previous page."""
         with _translated():
@@ -422,10 +436,9 @@ class TrackerStore:
 
         One indexed join, not two lookups: it runs on every call action (bench/run)."""
         with _translated():
-            row = self._db.execute(_LOCATE, (call_id,)).fetchone()
-        if row is None:
+            values = self._plain.execute(_LOCATE, (call_id,)).fetchone()
+        if values is None:
             raise UnknownCall(f"no tracked call {call_id!r}")
-        values = tuple(row)
         call = Call(**dict(zip(_CALL_FIELDS, values[: len(_CALL_FIELDS)], strict=True)))
         phone_values = values[len(_CALL_FIELDS) :]
         if phone_values[0] is None or phone_values[_REGISTERED_UNTIL] <= self.now():

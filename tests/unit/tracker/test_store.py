@@ -152,3 +152,26 @@ def test_a_refresh_keeps_the_pinned_profile_unless_told_otherwise(store):
     store.register_phone("1001", contact="sip:1001@h", transport="udp", expires=60,
                          aor="sip:1001@h", profile=None)
     assert store.phone("1001").profile is None
+
+
+def test_pruning_keeps_the_newest_entries_a_bounded_batch_at_a_time(store):
+    from sipbridge.tracker.models import CommandLogEntry
+
+    with store.transaction():
+        for n in range(1, 26):
+            store.log_command(CommandLogEntry(source="http:127.0.0.1", outcome="ok", reason=f"r{n}"))
+    assert store.prune_command_log(30) == 0  # under the limit: nothing goes
+    # 25 entries, keep 10: 15 must go, but at most 6 per call.
+    assert store.prune_command_log(10, at_most=6) == 6
+    assert store.prune_command_log(10, at_most=6) == 6
+    assert store.prune_command_log(10, at_most=6) == 3
+    assert store.prune_command_log(10, at_most=6) == 0
+    kept = store.command_log(limit=100)
+    assert [e.reason for e in kept] == [f"r{n}" for n in range(25, 15, -1)]
+    # New entries keep counting up after a prune: paging by id stays valid.
+    store.log_command(CommandLogEntry(source="http:127.0.0.1", outcome="ok", reason="r26"))
+    assert store.command_log(limit=1)[0].id == 26
+
+
+def test_pruning_an_empty_log_does_nothing(store):
+    assert store.prune_command_log(1000) == 0
