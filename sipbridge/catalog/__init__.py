@@ -12,8 +12,7 @@ which firmware has which).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -64,17 +63,19 @@ class Command:
     spec: CommandSpec
     data: BaseModel
 
-    def as_json(self) -> dict[str, Any]:
-        """The command as the phone reads it; computed once (read it, do not change it)."""
-        return self._json
+    # Computed once at build: the command as the phone reads it (read it, do not change it).
+    _json: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def _json(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
         # Manual 002, "Delivering REST API commands over SIP": one command per body.
-        return {
+        document = {
             "command-URI": self.spec.command_uri,
             "data": self.data.model_dump(by_alias=True, exclude_none=True, mode="json"),
         }
+        object.__setattr__(self, "_json", document)  # frozen dataclass
+
+    def as_json(self) -> dict[str, Any]:
+        return self._json
 
 
 def lookup(command: str) -> CommandSpec:
