@@ -584,6 +584,27 @@ def soak(config: Config, seconds: float, rate: int) -> dict[str, object]:
         "p99_ms": result["p99_us"] / 1000,
         "cpu_us": w["cpu"] / max(1, result["ok"]) * 1e6,
         "rss_samples_mb": [(round(t), round(m, 1)) for t, m in samples],
+        **_rss_trend(samples),
+    }
+
+
+def _rss_trend(samples: list[tuple[float, float]], warmup: float = 60.0) -> dict[str, float]:
+    """RSS after the warm-up (pjsip keeps every transaction for Timer K, 5 s, so the working
+    set grows with the rate first): its range and least-squares slope in MB per minute."""
+    steady = [(t, m) for t, m in samples if t >= warmup]
+    if len(steady) < 3:
+        return {}
+    n = len(steady)
+    mean_t = sum(t for t, _ in steady) / n
+    mean_m = sum(m for _, m in steady) / n
+    slope = sum((t - mean_t) * (m - mean_m) for t, m in steady) / sum(
+        (t - mean_t) ** 2 for t, _ in steady
+    )
+    return {
+        "rss_after_warmup_mb": round(steady[0][1], 1),
+        "rss_end_mb": round(steady[-1][1], 1),
+        "rss_max_mb": round(max(m for _, m in steady), 1),
+        "rss_slope_mb_per_min": round(slope * 60, 2),
     }
 
 
