@@ -21,7 +21,6 @@ from sipbridge.api import create_app
 from sipbridge.api.openapi import build_openapi
 from sipbridge.config import ConfigFileError, Settings, load_settings
 from sipbridge.errors import SipBridgeError
-from sipbridge.memory import tune_malloc
 from sipbridge.sim import SimPhone, SimPhoneServer
 from sipbridge.tracker import TrackerStore
 from sipbridge.workers import WorkerPool, die_with_parent
@@ -78,7 +77,6 @@ def main() -> None:
 def serve(config_file: Path | None, workers: int | None, worker_index: int | None) -> None:
     """Run the gateway: HTTP API and SIP user agent."""
     settings = _settings(config_file, workers=workers)
-    tune_malloc()  # before the UA and the app allocate (memory.py)
     if worker_index is not None:  # started by worker 0 (workers.py)
         die_with_parent()
     _logging(settings, worker_index or 0)
