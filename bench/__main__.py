@@ -87,6 +87,7 @@ class Config:
     only: tuple[str, ...]
     kamailio_workers: tuple[int, int] = (KAMAILIO_CHILDREN, KAMAILIO_TCP_CHILDREN)
     workers: int = SIPBRIDGE_WORKERS
+    preload: str | None = None  # LD_PRELOAD for sipbridge (--jemalloc)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -183,6 +184,8 @@ class Sipbridge:
             "SIPBRIDGE_LOG_LEVEL": "WARNING",
             "SIPBRIDGE_WORKERS": str(self.config.workers),
         }
+        if self.config.preload:
+            env["LD_PRELOAD"] = self.config.preload
         argv = [str(ROOT / ".venv" / "bin" / "sipbridge"), "serve"]
         service = Service.start(self.name, argv, self.config.workdir, env)
         _started_or_stopped(service, lambda: wait_http(f"{self.url}/v1/health", service))
@@ -689,6 +692,15 @@ def _targets(by: dict[tuple[str, int], Row]) -> list[str]:
     return out
 
 
+def _jemalloc() -> str:
+    found = sorted(Path("/usr/lib").glob("*/libjemalloc.so.2")) + sorted(
+        Path("/usr/lib").glob("libjemalloc.so.2")
+    )
+    if not found:
+        raise SystemExit("--jemalloc: libjemalloc.so.2 not found (apt-get install libjemalloc2)")
+    return str(found[0])
+
+
 def _pair(text: str) -> tuple[int, int]:
     first, second = text.split(",")
     return int(first), int(second)
@@ -714,6 +726,10 @@ def main() -> None:
         "--workers", type=int, default=SIPBRIDGE_WORKERS,
         help=f"sipbridge's worker processes (serve --workers; default {SIPBRIDGE_WORKERS})",
     )  # fmt: skip
+    parser.add_argument(
+        "--jemalloc", action="store_true",
+        help="run sipbridge with jemalloc (LD_PRELOAD; Debian package libjemalloc2)",
+    )  # fmt: skip
     args = parser.parse_args()
     quick = bool(args.quick)
     workdir = Path(tempfile.mkdtemp(prefix="sipbridge-bench-"))
@@ -728,12 +744,14 @@ def main() -> None:
         only=tuple(args.only.split(",")),
         kamailio_workers=_pair(args.kamailio_workers),
         workers=args.workers,
+        preload=_jemalloc() if args.jemalloc else None,
     )
     load = os.getloadavg()
     print(
         f"# sipbridge bench: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f}, {config.duration:g} s per point, sipbridge workers {config.workers}, "
-        f"Kamailio workers {config.kamailio_workers}, workdir {workdir}",
+        f"Kamailio workers {config.kamailio_workers}, "
+        f"{'jemalloc' if config.preload else 'glibc malloc'}, workdir {workdir}",
         flush=True,
     )
     results: dict[str, object] = {"load_before": load}
