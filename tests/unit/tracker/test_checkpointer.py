@@ -15,10 +15,8 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker import store as store_module
@@ -57,18 +55,6 @@ def small_commits(store: TrackerStore, marker: str, count: int = 200) -> None:
     """`count` autocommit writes, each its own transaction (a few WAL frames each)."""
     for i in range(count):
         store.audit("test", "write", f"{marker}-{i:04d}")
-
-
-@pytest.fixture
-def path(tmp_path):
-    return tmp_path / "t.sqlite3"
-
-
-@pytest.fixture
-def store(path) -> Iterator[TrackerStore]:
-    store = TrackerStore(path)
-    yield store
-    store.close()
 
 
 class _NoCheckpointer:

@@ -37,18 +37,6 @@ class Statements:
 
 
 @pytest.fixture
-def path(tmp_path):
-    return tmp_path / "t.sqlite3"
-
-
-@pytest.fixture
-def store(path) -> Iterator[TrackerStore]:
-    store = TrackerStore(path)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def peer(path, store) -> Iterator[sqlite3.Connection]:
     """Another connection to the same file: it sees committed rows only."""
     db = sqlite3.connect(path, isolation_level=None)
