@@ -119,7 +119,7 @@ def create_app(
             outbound_proxy=settings.sip_outbound_proxy,
         )
         app[keys.COMMAND_LOG] = CommandLog(app[keys.CONTROL].writes)
-        janitor = None
+        background: list[asyncio.Task[None]] = []
         if listener is not None:
             # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
             app[keys.SIP_FEED].relay = ActionUriRelay(
@@ -129,12 +129,12 @@ def create_app(
                 deadline=settings.sip_relay_deadline,
             )
             loop = asyncio.get_running_loop()
-            janitor = [
+            background = [
                 loop.create_task(_expire_registrations(app)),
                 loop.create_task(_prune_command_log(app[keys.STORE], settings)),
             ]
         yield
-        for task in janitor or ():
+        for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
