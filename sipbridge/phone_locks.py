@@ -45,9 +45,7 @@ class SharedPhoneLocks:
         if held == 0:
             try:
                 fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
-            except BlockingIOError:
-                return False
-            except PermissionError:  # some systems say EACCES for a lock held elsewhere
+            except (BlockingIOError, PermissionError):  # EAGAIN, or EACCES on some systems
                 return False
         self._held[slot] = held + 1
         return True

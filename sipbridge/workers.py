@@ -71,10 +71,6 @@ class WorkerPool:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LONGEST_RESTART_DELAY)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._processes.values() if p.returncode is None]
-
     async def stop(self) -> None:
         """SIGTERM every worker, wait for them (SIGKILL after a grace period)."""
         self._stopping = True

@@ -101,11 +101,10 @@ _PHONE_COLUMNS = (
     "id, aor, contact, transport, user_agent, registered_until, updated_at, "
     "learned_from, received, registration_call_id, registration_cseq, profile"
 )
-_PHONE_SLOTS = ", ".join("?" * len(_PHONE_COLUMNS.split(",")))
-_CALL_COLUMNS = "call_id, phone_id, state, first_seen, updated_at"
 _PHONE_FIELDS = tuple(name.strip() for name in _PHONE_COLUMNS.split(","))
+_PHONE_SLOTS = ", ".join("?" * len(_PHONE_FIELDS))
+_CALL_COLUMNS = "call_id, phone_id, state, first_seen, updated_at"
 _CALL_FIELDS = tuple(name.strip() for name in _CALL_COLUMNS.split(","))
-_REGISTERED_UNTIL = _PHONE_FIELDS.index("registered_until")
 _LOCATE = (
     "SELECT "
     + ", ".join(f"c.{name}" for name in _CALL_FIELDS)
@@ -441,11 +440,14 @@ class TrackerStore:
             raise UnknownCall(f"no tracked call {call_id!r}")
         call = Call(**dict(zip(_CALL_FIELDS, values[: len(_CALL_FIELDS)], strict=True)))
         phone_values = values[len(_CALL_FIELDS) :]
-        if phone_values[0] is None or phone_values[_REGISTERED_UNTIL] <= self.now():
+        phone = None
+        if phone_values[0] is not None:  # LEFT JOIN: no phone row at all
+            phone = Phone(**dict(zip(_PHONE_FIELDS, phone_values, strict=True)))
+        if phone is None or not phone.is_registered(self.now()):
             raise UnknownPhone(
                 f"call {call_id!r} is on phone {call.phone_id!r}, which is not registered"
             )
-        return call, Phone(**dict(zip(_PHONE_FIELDS, phone_values, strict=True)))
+        return call, phone
 
 
 class _Checkpointer:
