@@ -175,3 +175,9 @@ def test_pruning_keeps_the_newest_entries_a_bounded_batch_at_a_time(store):
 
 def test_pruning_an_empty_log_does_nothing(store):
     assert store.prune_command_log(1000) == 0
+
+
+def test_locating_an_unknown_call_says_so(store):
+    register(store)
+    with pytest.raises(UnknownCall, match="no tracked call"):
+        store.locate("nobody@h")
