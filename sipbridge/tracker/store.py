@@ -11,9 +11,11 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from sipbridge.errors import StoreError, UnknownCall, UnknownPhone
 from sipbridge.tracker.models import (
@@ -36,6 +38,20 @@ Clock = Callable[[], float]
 # backstop, should the thread ever fall behind.
 CHECKPOINT_EVERY = 0.5
 _BACKSTOP_CHECKPOINT_PAGES = 20_000
+
+# The command log's columns after its id (migrations 4 and 5 create the table with them).
+_COMMAND_LOG_COLUMNS = """
+    at          REAL NOT NULL,
+    source      TEXT NOT NULL,
+    phone_id    TEXT,
+    call_id     TEXT,
+    command_uri TEXT,
+    transport   TEXT,
+    outcome     TEXT NOT NULL,
+    status      INTEGER,
+    reason      TEXT NOT NULL,
+    latency_ms  REAL
+"""
 
 # Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append only:
 # a database written by an older sipbridge is brought up to date at open.
@@ -80,20 +96,22 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """,
     # Every command, from any entry (HTTP API, SIP relay), and how it ended.
-    """
-CREATE TABLE IF NOT EXISTS commands (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    at          REAL NOT NULL,
-    source      TEXT NOT NULL,
-    phone_id    TEXT,
-    call_id     TEXT,
-    command_uri TEXT,
-    transport   TEXT,
-    outcome     TEXT NOT NULL,
-    status      INTEGER,
-    reason      TEXT NOT NULL,
-    latency_ms  REAL
-);
+    "CREATE TABLE IF NOT EXISTS commands (\n    id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+    + _COMMAND_LOG_COLUMNS
+    + ");\n",
+    # The command log without AUTOINCREMENT: its bookkeeping row in sqlite_sequence was one more
+    # page written by every command's commit (27 against 57 us a logged insert, measured). Ids
+    # still never repeat: pruning deletes only the oldest rows and keeps at least 1,000, so the
+    # largest id, from which SQLite picks the next, never goes down (SQLite docs, "Autoincrement").
+    "CREATE TABLE commands_v5 (\n    id          INTEGER PRIMARY KEY,"
+    + _COMMAND_LOG_COLUMNS
+    + """);
+INSERT INTO commands_v5
+    SELECT id, at, source, phone_id, call_id, command_uri, transport, outcome, status, reason,
+           latency_ms
+    FROM commands;
+DROP TABLE commands;
+ALTER TABLE commands_v5 RENAME TO commands;
 """,
 )
 
@@ -114,38 +132,54 @@ _LOCATE = (
 )
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"tracker database error: {exc}") from exc
+class _Translated:
+    """sqlite3 errors raised inside become StoreError (the one error hierarchy, errors.py).
+
+    A class, not a generator context manager: it wraps every statement, six a command, and
+    `contextlib.contextmanager` costs a generator and several calls each time (cProfile,
+    bench/run at one connection)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"tracker database error: {exc}") from exc
 
 
-def _phone(row: sqlite3.Row) -> Phone:
+_TRANSLATED = _Translated()
+
+
+def _phone(values: Sequence[Any]) -> Phone:
+    """A phone from a row whose first columns are _PHONE_COLUMNS, in that order."""
     return Phone(
-        id=row["id"],
-        aor=row["aor"],
-        contact=row["contact"],
-        transport=row["transport"],
-        user_agent=row["user_agent"],
-        registered_until=row["registered_until"],
-        updated_at=row["updated_at"],
-        learned_from=row["learned_from"],
-        received=row["received"],
-        registration_call_id=row["registration_call_id"],
-        registration_cseq=row["registration_cseq"],
-        profile=row["profile"],
+        id=values[0],
+        aor=values[1],
+        contact=values[2],
+        transport=values[3],
+        user_agent=values[4],
+        registered_until=values[5],
+        updated_at=values[6],
+        learned_from=values[7],
+        received=values[8],
+        registration_call_id=values[9],
+        registration_cseq=values[10],
+        profile=values[11],
     )
 
 
-def _call(row: sqlite3.Row) -> Call:
+def _call(values: Sequence[Any]) -> Call:
+    """A call from a row whose first columns are _CALL_COLUMNS, in that order."""
     return Call(
-        call_id=row["call_id"],
-        phone_id=row["phone_id"],
-        state=row["state"],
-        first_seen=row["first_seen"],
-        updated_at=row["updated_at"],
+        call_id=values[0],
+        phone_id=values[1],
+        state=values[2],
+        first_seen=values[3],
+        updated_at=values[4],
     )
 
 
@@ -163,7 +197,7 @@ class TrackerStore:
         self._clock = clock
         if isinstance(path, Path):
             path.parent.mkdir(parents=True, exist_ok=True)
-        with _translated():
+        with _TRANSLATED:
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._db.row_factory = sqlite3.Row
             # Plain tuples for the hottest read (locate): no sqlite3.Row to build and read back.
@@ -175,20 +209,22 @@ class TrackerStore:
             self._migrate()
         self._checkpointer: _Checkpointer | None = None
         if str(path) != ":memory:":
-            with _translated():
+            with _TRANSLATED:
                 self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_CHECKPOINT_PAGES}")
             self._checkpointer = _Checkpointer(str(path))
 
     def _migrate(self) -> None:
         done = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         for version, script in enumerate(_MIGRATIONS[done:], start=done + 1):
+            if done:  # an existing database: a rebuild can take a while on a large one
+                log.info("tracker database: applying schema migration %d", version)
             # executescript commits first; the script and the version bump commit together.
             self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
 
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        with _translated():
+        with _TRANSLATED:
             self._db.close()
 
     def now(self) -> float:
@@ -201,22 +237,22 @@ class TrackerStore:
         The connection is in autocommit mode, so each single write is its own transaction;
         `BEGIN IMMEDIATE` takes the write lock up front so the batch cannot fail half way on it.
         """
-        with _translated():
+        with _TRANSLATED:
             self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            with _translated():
+            with _TRANSLATED:
                 self._db.execute("ROLLBACK")
             raise
         try:
-            with _translated():
+            with _TRANSLATED:
                 self._db.execute("COMMIT")
         except StoreError:
             # A failed COMMIT (disk full, I/O error) can leave the transaction open; every
             # later BEGIN would then fail and single writes would silently join it.
             if self._db.in_transaction:
-                with _translated():
+                with _TRANSLATED:
                     self._db.execute("ROLLBACK")
             raise
 
@@ -244,7 +280,7 @@ class TrackerStore:
         """
         keep_pin = isinstance(profile, KeepPin)
         now = self.now()
-        with _translated():
+        with _TRANSLATED:
             # One statement: the kept pin is read and written by SQLite itself (no SELECT
             # first), and RETURNING gives back the row as stored.
             row = self._db.execute(
@@ -277,13 +313,13 @@ class TrackerStore:
 
     def remove_phone(self, phone_id: str) -> bool:
         """Forget a phone and the calls it held."""
-        with _translated():
+        with _TRANSLATED:
             cursor = self._db.execute("DELETE FROM phones WHERE id = ?", (phone_id,))
         return cursor.rowcount > 0
 
     def phone(self, phone_id: str) -> Phone:
         """A registered phone; an expired registration no longer resolves."""
-        with _translated():
+        with _TRANSLATED:
             row = self._db.execute(
                 f"SELECT {_PHONE_COLUMNS} FROM phones WHERE id = ? AND registered_until > ?",
                 (phone_id, self.now()),
@@ -293,7 +329,7 @@ class TrackerStore:
         return _phone(row)
 
     def phones(self) -> list[Phone]:
-        with _translated():
+        with _TRANSLATED:
             rows = self._db.execute(
                 f"SELECT {_PHONE_COLUMNS} FROM phones WHERE registered_until > ? ORDER BY id",
                 (self.now(),),
@@ -302,7 +338,7 @@ class TrackerStore:
 
     def registration(self, phone_id: str) -> Phone | None:
         """The phone's record even if expired (the registrar orders refreshes by it)."""
-        with _translated():
+        with _TRANSLATED:
             row = self._db.execute(
                 f"SELECT {_PHONE_COLUMNS} FROM phones WHERE id = ?", (phone_id,)
             ).fetchone()
@@ -310,28 +346,28 @@ class TrackerStore:
 
     def purge_expired(self) -> list[str]:
         """Forget registrations that have run out, with their calls; returns their ids."""
-        with _translated():
+        with _TRANSLATED:
             rows = self._db.execute(
                 "DELETE FROM phones WHERE registered_until <= ? RETURNING id", (self.now(),)
             ).fetchall()
         return sorted(row["id"] for row in rows)
 
     def audit(self, source: str, action: str, detail: str) -> None:
-        with _translated():
+        with _TRANSLATED:
             self._db.execute(
                 "INSERT INTO audit (at, source, action, detail) VALUES (?, ?, ?, ?)",
                 (self.now(), source, action, detail),
             )
 
     def audit_records(self, limit: int = 100) -> list[tuple[float, str, str, str]]:
-        with _translated():
+        with _TRANSLATED:
             rows = self._db.execute(
                 "SELECT at, source, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         return [(r["at"], r["source"], r["action"], r["detail"]) for r in rows]
 
     def log_command(self, entry: CommandLogEntry) -> None:
-        with _translated():
+        with _TRANSLATED:
             self._db.execute(
                 "INSERT INTO commands (at, source, phone_id, call_id, command_uri, transport, "
                 "outcome, status, reason, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -352,7 +388,7 @@ class TrackerStore:
     def prune_command_log(self, keep: int, *, at_most: int = 5_000) -> int:
         """Delete the oldest entries beyond the newest `keep`, at most `at_most` of them (a
         short write: it runs beside live traffic); returns how many went."""
-        with _translated():
+        with _TRANSLATED:
             newest, oldest = self._db.execute("SELECT max(id), min(id) FROM commands").fetchone()
             if newest is None or newest - oldest < keep:
                 return 0
@@ -362,7 +398,7 @@ class TrackerStore:
 
     def command_log(self, *, limit: int = 100, before: int | None = None) -> list[CommandLogEntry]:
         """Newest first; `before` is the id of the last entry of the previous page."""
-        with _translated():
+        with _TRANSLATED:
             rows = self._db.execute(
                 "SELECT * FROM commands WHERE id < ? ORDER BY id DESC LIMIT ?",
                 (before if before is not None else 2**62, limit),
@@ -390,7 +426,7 @@ class TrackerStore:
         """Record that `phone_id` holds `call_id`; keeps first_seen on a repeat."""
         self.phone(phone_id)  # the phone must be registered
         now = self.now()
-        with _translated():
+        with _TRANSLATED:
             self._db.execute(
                 f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(call_id) DO UPDATE SET phone_id=excluded.phone_id, "
@@ -400,19 +436,19 @@ class TrackerStore:
         return self.call(call_id)
 
     def set_call_state(self, call_id: str, state: CallState) -> None:
-        with _translated():
+        with _TRANSLATED:
             self._db.execute(
                 "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?",
                 (state, self.now(), call_id),
             )
 
     def remove_call(self, call_id: str) -> bool:
-        with _translated():
+        with _TRANSLATED:
             cursor = self._db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,))
         return cursor.rowcount > 0
 
     def call(self, call_id: str) -> Call:
-        with _translated():
+        with _TRANSLATED:
             row = self._db.execute(
                 f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,)
             ).fetchone()
@@ -426,7 +462,7 @@ class TrackerStore:
         if phone_id is not None:
             query += " WHERE phone_id = ?"
             params = (phone_id,)
-        with _translated():
+        with _TRANSLATED:
             rows = self._db.execute(query + " ORDER BY first_seen, call_id", params).fetchall()
         return [_call(row) for row in rows]
 
@@ -434,15 +470,13 @@ class TrackerStore:
         """The call and the registered phone holding it: what every call action starts from.
 
         One indexed join, not two lookups: it runs on every call action (bench/run)."""
-        with _translated():
+        with _TRANSLATED:
             values = self._plain.execute(_LOCATE, (call_id,)).fetchone()
         if values is None:
             raise UnknownCall(f"no tracked call {call_id!r}")
-        call = Call(**dict(zip(_CALL_FIELDS, values[: len(_CALL_FIELDS)], strict=True)))
-        phone_values = values[len(_CALL_FIELDS) :]
-        phone = None
-        if phone_values[0] is not None:  # LEFT JOIN: no phone row at all
-            phone = Phone(**dict(zip(_PHONE_FIELDS, phone_values, strict=True)))
+        call = _call(values)
+        # LEFT JOIN: the phone's columns are all NULL when there is no phone row at all.
+        phone = None if values[len(_CALL_FIELDS)] is None else _phone(values[len(_CALL_FIELDS) :])
         if phone is None or not phone.is_registered(self.now()):
             raise UnknownPhone(
                 f"call {call_id!r} is on phone {call.phone_id!r}, which is not registered"

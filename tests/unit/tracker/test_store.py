@@ -122,6 +122,85 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path, clock):
     store.close()
 
 
+def test_the_command_log_loses_autoincrement_but_keeps_its_ids(tmp_path, clock):
+    import sqlite3
+
+    from sipbridge.tracker.models import CommandLogEntry
+    from sipbridge.tracker.store import _MIGRATIONS
+
+    path = tmp_path / "v4.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("".join(_MIGRATIONS[:4]) + "PRAGMA user_version = 4;")
+    for n in range(1, 6):
+        db.execute(
+            "INSERT INTO commands (at, source, outcome, reason, status, latency_ms) "
+            "VALUES (?, 'http:127.0.0.1', 'ok', ?, 200, 1.5)",
+            (float(n), f"r{n}"),
+        )
+    db.execute("DELETE FROM commands WHERE id < 3")  # pruned before the upgrade
+    db.commit()
+    db.close()
+
+    store = TrackerStore(path, clock=clock)
+    sql = store._db.execute("SELECT sql FROM sqlite_master WHERE name = 'commands'").fetchone()[0]
+    assert "AUTOINCREMENT" not in sql.upper()
+    kept = store.command_log(limit=10)
+    assert [(e.id, e.reason, e.status, e.latency_ms) for e in kept] == [
+        (5, "r5", 200, 1.5),
+        (4, "r4", 200, 1.5),
+        (3, "r3", 200, 1.5),
+    ]
+    store.log_command(CommandLogEntry(source="http:127.0.0.1", outcome="ok", reason="r6"))
+    assert store.command_log(limit=1)[0].id == 6  # after the largest id, as before
+    store.close()
+
+
+def test_rows_become_phones_and_calls_field_by_field(store, clock):
+    # _phone and _call read columns by position: the SELECT lists and the readers must agree.
+    phone = store.register_phone(
+        "1001",
+        contact="sip:1001@10.0.0.5:5062;transport=tcp",
+        transport="tcp",
+        expires=60,
+        aor="sip:1001@pbx",
+        user_agent="PolycomVVX-VVX_450-UA/6.4.3",
+        learned_from="register",
+        received="10.0.0.5:40000",
+        registration_call_id="reg-1@h",
+        registration_cseq=7,
+        profile="vvx-ucs6",
+    )
+    expected = {
+        "id": "1001",
+        "aor": "sip:1001@pbx",
+        "contact": "sip:1001@10.0.0.5:5062;transport=tcp",
+        "transport": "tcp",
+        "user_agent": "PolycomVVX-VVX_450-UA/6.4.3",
+        "registered_until": clock.now + 60,
+        "updated_at": clock.now,
+        "learned_from": "register",
+        "received": "10.0.0.5:40000",
+        "registration_call_id": "reg-1@h",
+        "registration_cseq": 7,
+        "profile": "vvx-ucs6",
+    }
+    clock.now += 1  # first_seen and updated_at of the call differ from the phone's times
+    store.record_call("c1@h", phone_id="1001", state="ringing")
+    clock.now += 1
+    store.set_call_state("c1@h", "held")
+    call, located = store.locate("c1@h")
+    for found in (phone, store.phone("1001"), located):
+        assert vars(found) == expected
+    assert vars(call) == {
+        "call_id": "c1@h",
+        "phone_id": "1001",
+        "state": "held",
+        "first_seen": clock.now - 1,
+        "updated_at": clock.now,
+    }
+    assert vars(store.call("c1@h")) == vars(call)
+
+
 def test_purge_forgets_expired_phones_and_their_calls(store, clock):
     register(store, "1001", expires=10)
     register(store, "1002", expires=100)
@@ -145,12 +224,19 @@ def test_command_log_pages_newest_first(store):
 
 
 def test_a_refresh_keeps_the_pinned_profile_unless_told_otherwise(store):
-    store.register_phone("1001", contact="sip:1001@h", transport="udp", expires=60,
-                         aor="sip:1001@h", profile="vvx-ucs6")
+    store.register_phone(
+        "1001",
+        contact="sip:1001@h",
+        transport="udp",
+        expires=60,
+        aor="sip:1001@h",
+        profile="vvx-ucs6",
+    )
     register(store, "1001")  # a refresh that says nothing about the pin
     assert store.phone("1001").profile == "vvx-ucs6"
-    store.register_phone("1001", contact="sip:1001@h", transport="udp", expires=60,
-                         aor="sip:1001@h", profile=None)
+    store.register_phone(
+        "1001", contact="sip:1001@h", transport="udp", expires=60, aor="sip:1001@h", profile=None
+    )
     assert store.phone("1001").profile is None
 
 
@@ -159,7 +245,9 @@ def test_pruning_keeps_the_newest_entries_a_bounded_batch_at_a_time(store):
 
     with store.transaction():
         for n in range(1, 26):
-            store.log_command(CommandLogEntry(source="http:127.0.0.1", outcome="ok", reason=f"r{n}"))
+            store.log_command(
+                CommandLogEntry(source="http:127.0.0.1", outcome="ok", reason=f"r{n}")
+            )
     assert store.prune_command_log(30) == 0  # under the limit: nothing goes
     # 25 entries, keep 10: 15 must go, but at most 6 per call.
     assert store.prune_command_log(10, at_most=6) == 6
