@@ -31,6 +31,10 @@ class CommandLog:
 
     async def run(self, source: str, command: Awaitable[CommandResult]) -> CommandResult:
         """Await `command` and log how it ended; the result or the error passes through."""
+        with self._writes.under_way():
+            return await self._run(source, command)
+
+    async def _run(self, source: str, command: Awaitable[CommandResult]) -> CommandResult:
         try:
             result = await command
         except SipBridgeError as exc:

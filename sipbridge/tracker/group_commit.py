@@ -5,13 +5,19 @@ its own transaction costs a WAL append and the locking around it; at 200 command
 transaction for all the writes that are ready together costs a fraction of that (bench/run). The
 caller still awaits its own write: a command is answered only after what it changed committed,
 so a crash never loses a write the client was told about.
+
+A group is worth waiting a loop turn for only if another command could join it. Commands that
+end in a write say they are under way (`under_way`); when the writer is the only one, its write
+commits at once with whatever was deferred before it, which saves the command two loop turns (the
+flush's and the wake-up after it: 8 turns a command at one connection, traced).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sipbridge.errors import StoreError
@@ -29,10 +35,29 @@ class GroupCommit:
         self.store = store
         self._pending: list[_Write] = []
         self._flush_scheduled = False
+        self._under_way = 0
+
+    @contextmanager
+    def under_way(self) -> Iterator[None]:
+        """Around a command that ends in a write: while others are under way, writes wait a
+        turn to share a transaction; a lone command's write commits at once."""
+        self._under_way += 1
+        try:
+            yield
+        finally:
+            self._under_way -= 1
 
     async def write(self, write: Callable[[], Result]) -> Result:
         """Run `write` (a store call) in the next group transaction; return once committed."""
-        return await self.defer(write)
+        if self._under_way != 1:  # others under way, or nobody said (a caller outside one)
+            return await self.defer(write)
+        # The one command under way is this writer's: nobody else could join the group. Commit
+        # now, with the writes deferred before this one (queue order is kept), and answer
+        # without giving up the loop.
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        self._flush()
+        return future.result()
 
     def defer(self, write: Callable[[], Result]) -> asyncio.Future[Result]:
         """Queue `write` for the next group transaction without waiting for it.
@@ -52,7 +77,11 @@ class GroupCommit:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        # A flush scheduled before a write committed at once still runs: it finds nothing, or
+        # the writes queued since.
         self._flush_scheduled = False
+        if not batch:
+            return
         # A caller cancelled meanwhile still has its write made: it records what a phone
         # already did, which stays true whoever stopped waiting.
         try:

@@ -401,3 +401,49 @@ async def test_an_interrupt_while_writes_are_redone_one_by_one_fails_every_calle
     assert [type(exc) for exc in escaped] == [Stop]
     assert all(isinstance(r, StoreError) for r in results), results
     assert not store._db.in_transaction
+
+
+async def test_the_only_command_under_way_commits_at_once_with_what_was_deferred(
+    store, writes, statements, peer
+):
+    turned: list[str] = []
+    asyncio.get_running_loop().call_soon(turned.append, "turn")
+    with writes.under_way():
+        deferred = writes.defer(insert(store, "state"))
+        assert await writes.write(insert(store, "log")) == "log"
+        # Committed, both in one transaction, and the loop never turned in between.
+        assert turned == []
+        assert committed(peer) == ["state", "log"]
+        assert deferred.done() and deferred.result() == "state"
+        assert statements.transactions() == (1, 1, 0)
+    # The flush the deferred write had scheduled finds nothing left to commit.
+    await asyncio.sleep(0)
+    assert turned == ["turn"]
+    assert statements.transactions() == (1, 1, 0)
+
+
+async def test_a_lone_writer_still_gets_its_own_error(store, writes, peer):
+    with writes.under_way(), pytest.raises(StoreError):
+        await writes.write(failing_with_store_error(store, "bad"))
+    assert committed(peer) == []
+    assert not store._db.in_transaction
+
+
+async def test_commands_under_way_together_share_one_transaction(store, writes, statements, peer):
+    arrived = 0
+    all_under_way = asyncio.Event()
+
+    async def command(i: int) -> str:
+        nonlocal arrived
+        with writes.under_way():
+            arrived += 1
+            if arrived == 20:
+                all_under_way.set()
+            await all_under_way.wait()  # the phones' answers come in the same poll
+            result: str = await writes.write(insert(store, f"w{i}"))
+            return result
+
+    results = await asyncio.gather(*(command(i) for i in range(20)))
+    assert results == [f"w{i}" for i in range(20)]
+    assert statements.transactions() == (1, 1, 0)
+    assert sorted(committed(peer)) == sorted(f"w{i}" for i in range(20))
