@@ -305,10 +305,25 @@ class PjsuaSender:
         self._registered_threads.add(threading.get_ident())
         self._watched = _socket_fds(self._port)
         for fd in self._watched:
-            loop.add_reader(fd, self._poll)
+            loop.add_reader(fd, self._poll_once)
         self._tick = loop.call_later(_IDLE_POLL, self._on_tick)
         self._state = "running"
         log.info("SIP user agent on %s:%d (udp, tcp), in the event loop", self._host, self.port)
+
+    def _poll_once(self) -> None:
+        """A watched socket is readable: one pass reads what is there.
+
+        The loop's selector is level-triggered, so a packet left unread wakes it again on the
+        next turn; polling on until pjsip finds nothing cost a second, empty pass (a timer scan
+        and an epoll_wait) on every answer. The tick drains the timers.
+        """
+        endpoint = self._endpoint
+        if endpoint is None:
+            return
+        try:
+            endpoint.libHandleEvents(0)
+        except pj.Error:
+            log.exception("libHandleEvents failed")
 
     def _poll(self) -> None:
         endpoint = self._endpoint
