@@ -155,6 +155,75 @@ def test_the_command_log_loses_autoincrement_but_keeps_its_ids(tmp_path, clock):
     store.close()
 
 
+def test_phones_and_calls_are_rebuilt_without_rowid_keeping_every_row(tmp_path, clock):
+    import sqlite3
+
+    from sipbridge.tracker.store import _MIGRATIONS
+
+    path = tmp_path / "v5.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript("".join(_MIGRATIONS[:5]) + "PRAGMA user_version = 5;")
+    for n, (profile, cseq) in enumerate([("vvx-ucs6", 7), (None, None)], start=1):
+        db.execute(
+            "INSERT INTO phones (id, aor, contact, transport, user_agent, registered_until, "
+            "updated_at, learned_from, received, registration_call_id, registration_cseq, "
+            "profile) VALUES (?, ?, ?, 'tcp', 'UA', ?, 5.0, 'register', '10.0.0.5:4000', "
+            "'reg@h', ?, ?)",
+            (f"100{n}", f"sip:100{n}@pbx", f"sip:100{n}@10.0.0.5", clock.now + 60, cseq, profile),
+        )
+    for n in range(1, 5):
+        db.execute(
+            "INSERT INTO calls VALUES (?, ?, 'held', 1.0, 2.0)", (f"c{n}@h", f"100{1 + n % 2}")
+        )
+    db.commit()
+    db.close()
+
+    store = TrackerStore(path, clock=clock)
+    schema = dict(store._db.execute("SELECT name, sql FROM sqlite_master").fetchall())
+    assert "WITHOUT ROWID" in schema["phones"] and "WITHOUT ROWID" in schema["calls"]
+    assert "calls_by_phone" in schema
+    assert not any(name.endswith("_v6") for name in schema)
+    pinned = store.phone("1001")
+    assert (pinned.transport, pinned.learned_from, pinned.received) == (
+        "tcp",
+        "register",
+        "10.0.0.5:4000",
+    )
+    assert (pinned.registration_cseq, pinned.profile) == (7, "vvx-ucs6")
+    assert [c.call_id for c in store.calls(phone_id="1002")] == ["c1@h", "c3@h"]
+    call, phone = store.locate("c2@h")
+    assert (call.state, call.first_seen, call.updated_at, phone.id) == ("held", 1.0, 2.0, "1001")
+    # The foreign key still holds in the rebuilt tables: a phone's calls go with it.
+    assert store.remove_phone("1002")
+    assert [c.call_id for c in store.calls()] == ["c2@h", "c4@h"]
+    with pytest.raises(UnknownPhone):
+        store.record_call("c9@h", phone_id="1002", state="ringing")
+    store.close()
+
+
+def test_a_migration_that_would_leave_orphan_calls_is_refused(tmp_path, clock):
+    import sqlite3
+
+    from sipbridge.errors import StoreError
+    from sipbridge.tracker.store import _MIGRATIONS
+
+    path = tmp_path / "v5.sqlite3"
+    db = sqlite3.connect(path)  # foreign keys off, as an old or hand-edited file may have had
+    db.executescript("".join(_MIGRATIONS[:5]) + "PRAGMA user_version = 5;")
+    db.execute("INSERT INTO calls VALUES ('c1@h', 'gone', 'held', 1.0, 2.0)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=r"migration 6 refused: .* calls on phones it does not"):
+        TrackerStore(path, clock=clock)
+    db = sqlite3.connect(path)  # left as it was
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert "WITHOUT ROWID" not in db.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'calls'"
+    ).fetchone()[0]
+    db.close()
+
+
 def test_rows_become_phones_and_calls_field_by_field(store, clock):
     # _phone and _call read columns by position: the SELECT lists and the readers must agree.
     phone = store.register_phone(
