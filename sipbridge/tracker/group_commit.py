@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, TypeVar
 
 from sipbridge.errors import StoreError
@@ -37,15 +38,10 @@ class GroupCommit:
         self._flush_scheduled = False
         self._under_way = 0
 
-    @contextmanager
-    def under_way(self) -> Iterator[None]:
+    def under_way(self) -> AbstractContextManager[None]:
         """Around a command that ends in a write: while others are under way, writes wait a
         turn to share a transaction; a lone command's write commits at once."""
-        self._under_way += 1
-        try:
-            yield
-        finally:
-            self._under_way -= 1
+        return _UnderWay(self)
 
     async def write(self, write: Callable[[], Result]) -> Result:
         """Run `write` (a store call) in the next group transaction; return once committed."""
@@ -112,6 +108,23 @@ class GroupCommit:
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
+
+
+class _UnderWay(AbstractContextManager[None]):
+    """Counts a command under way (a class: entered by every command, a generator costs more)."""
+
+    __slots__ = ("_writes",)
+
+    def __init__(self, writes: GroupCommit) -> None:
+        self._writes = writes
+
+    def __enter__(self) -> None:
+        self._writes._under_way += 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._writes._under_way -= 1
 
 
 def _settle(
