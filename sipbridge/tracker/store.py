@@ -124,7 +124,7 @@ ALTER TABLE commands_v5 RENAME TO commands;
 """,
     # Phones and calls keyed by their text keys alone (WITHOUT ROWID): a lookup by Call-ID or
     # phone id descends one B-tree instead of the key's index and then the table, so `locate`
-    # reads two trees, not four (p50 20 -> 16 us, p99 55 -> 44 us at 100,000 calls, measured).
+    # reads two trees, not four (about a fifth faster at 100,000 calls; docs/performance.md).
     # Rebuilt the SQLite way ("ALTER TABLE", other schema changes) with foreign keys off: with
     # them on, dropping the old phones would cascade into the new calls (`_migrate`).
     """
@@ -255,7 +255,7 @@ class TrackerStore:
 
     def _migrate(self) -> None:
         """Bring the schema up to date; runs before foreign keys are switched on, as SQLite's
-        procedure for rebuilding a table asks, and checks them before it lets go."""
+        procedure for rebuilding a table asks, and commits each step only if they still hold."""
         done = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         for version, script in enumerate(_MIGRATIONS[done:], start=done + 1):
             if done:  # an existing database: a rebuild can take a while on a large one
