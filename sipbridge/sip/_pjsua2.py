@@ -305,35 +305,26 @@ class PjsuaSender:
         self._registered_threads.add(threading.get_ident())
         self._watched = _socket_fds(self._port)
         for fd in self._watched:
-            loop.add_reader(fd, self._poll_once)
+            loop.add_reader(fd, self._poll, 1)
         self._tick = loop.call_later(_IDLE_POLL, self._on_tick)
         self._state = "running"
         log.info("SIP user agent on %s:%d (udp, tcp), in the event loop", self._host, self.port)
 
-    def _poll_once(self) -> None:
-        """A watched socket is readable: one pass reads what is there.
+    def _poll(self, passes: int = _MAX_POLLS) -> None:
+        """Let pjsip read what is ready and run its expired timers, in at most `passes` passes.
 
-        The loop's selector is level-triggered, so a packet left unread wakes it again on the
-        next turn; polling on until pjsip finds nothing cost a second, empty pass (a timer scan
-        and an epoll_wait) on every answer. The tick drains the timers.
+        A readable watched socket needs one pass (`add_reader` asks for that): the loop's
+        selector is level-triggered, so a packet left unread wakes it again on the next turn,
+        and polling on until pjsip found nothing cost a second, empty pass (a timer scan and an
+        epoll_wait) on every answer. The tick drains: one pass handles only a few expired timers
+        (about 8, measured), and undrained, finished transactions outlive Timer K and memory
+        grows without end (bench/run --soak measured 14 KB a command before the drain).
         """
         endpoint = self._endpoint
         if endpoint is None:
             return
         try:
-            endpoint.libHandleEvents(0)
-        except pj.Error:
-            log.exception("libHandleEvents failed")
-
-    def _poll(self) -> None:
-        endpoint = self._endpoint
-        if endpoint is None:
-            return
-        # One call handles only a few expired timers (about 8, measured) and ready packets:
-        # drain, bounded, or finished transactions outlive Timer K and memory grows without end
-        # (bench/run --soak measured 14 KB a command before this loop).
-        try:
-            for _ in range(_MAX_POLLS):
+            for _ in range(passes):
                 if endpoint.libHandleEvents(0) <= 0:
                     break
         except pj.Error:
