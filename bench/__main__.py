@@ -34,7 +34,7 @@ from bench.procs import (
     wait_http,
     wait_udp_bound,
 )
-from bench.stats import percentile_ms
+from bench.stats import histogram_percentile, percentile_ms
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -88,6 +88,7 @@ class Config:
     kamailio_workers: tuple[int, int] = (KAMAILIO_CHILDREN, KAMAILIO_TCP_CHILDREN)
     workers: int = SIPBRIDGE_WORKERS
     preload: str | None = None  # LD_PRELOAD for sipbridge (--jemalloc)
+    rounds: int = 5  # slices per point for sipbridge and Kamailio, alternating (--rounds)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -288,10 +289,26 @@ def phone_cpu(phone: Phone | None) -> float:
     return 0.0 if phone is None else cpu_seconds([phone.service.pid])
 
 
+@dataclass
+class WrkRun:
+    """What relay.lua reports for one wrk run."""
+
+    counts: dict[str, float]  # the BENCH line
+    latency_us: dict[int, int]  # wrk's latency histogram: microseconds -> requests
+
+
+def _latency_line(output: str) -> dict[int, int]:
+    for line in output.splitlines():
+        if line.startswith("BENCH_LATENCY"):
+            pairs = (item.split(":") for item in line.split()[1:])
+            return {int(us): int(n) for us, n in pairs}
+    raise RuntimeError(f"no BENCH_LATENCY line in output:\n{output[-2000:]}")
+
+
 def wrk(
     target: str, port: int, conns: int, seconds: float, config: Config, sip_port: int,
-    rate: int = 0,
-) -> dict[str, float]:  # fmt: skip
+    rate: int = 0, first: int = 0,
+) -> WrkRun:  # fmt: skip
     env = {
         **os.environ,
         "BENCH_TARGET": target,
@@ -301,6 +318,7 @@ def wrk(
         "BENCH_SIP_PORT": str(sip_port),
         "BENCH_API_KEY": API_KEY,
         "BENCH_RATE": str(rate),
+        "BENCH_FIRST": str(first),
     }
     argv = [
         _require("wrk"), "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
@@ -311,40 +329,65 @@ def wrk(
     )
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-2000:]}")
-    result = _bench_line(done.stdout)
+    run = WrkRun(_bench_line(done.stdout), _latency_line(done.stdout))
     if done.stderr.strip():
         print(done.stderr.strip()[-600:], file=sys.stderr)
-    return result
+    return run
 
 
-def relay_point(
-    system: str, service: Service, port: int, conns: int, config: Config, phone: Phone
-) -> Row:
-    with _window(service.pids, phone) as w:
-        result = wrk(system, port, conns, config.duration, config, phone.port)
-    answered = result["ok"] + result["crossed"] + result["failed"]
-    # wrk stops with up to `conns` requests still in flight; more missing means lost replies.
-    # wrk also builds one request per thread (-t1) that it never sends.
-    lost = max(0, int(result["sent"] - answered - result["unexpected"] - conns - 1))
-    socket_errors = sum(int(result[k]) for k in ("connect", "read", "write", "timeout"))
-    errors = int(result["failed"] + result["crossed"] + result["unexpected"]) + lost
-    row = Row(
+@dataclass
+class Slice:
+    """One wrk run against one system, and the CPU and memory it cost the system."""
+
+    run: WrkRun
+    window: dict[str, float]
+
+
+def relay_slice(
+    system: str, service: Service, port: int, conns: int, seconds: float, first: int,
+    config: Config, phone: Phone,
+) -> Slice:  # fmt: skip
+    with _window(service.pids, phone) as window:
+        run = wrk(system, port, conns, seconds, config, phone.port, first=first)
+    service.check_alive()
+    return Slice(run, window)
+
+
+def combine(system: str, conns: int, slices: list[Slice]) -> Row:
+    """One row from a point's slices: counts and CPU summed, percentiles from the merged
+    latency histograms, RSS the highest peak."""
+    counts = [s.run.counts for s in slices]
+    ok = sum(c["ok"] for c in counts)
+    lost = errors = crossed = 0
+    for c in counts:
+        answered = c["ok"] + c["crossed"] + c["failed"]
+        # wrk stops with up to `conns` requests still in flight; more missing means lost
+        # replies. wrk also builds one request per thread (-t1) that it never sends.
+        lost += max(0, int(c["sent"] - answered - c["unexpected"] - conns - 1))
+        errors += int(c["failed"] + c["crossed"] + c["unexpected"])
+        errors += sum(int(c[k]) for k in ("connect", "read", "write", "timeout"))
+        crossed += int(c["crossed"])
+    latency: dict[int, int] = {}
+    for s in slices:
+        for us, n in s.run.latency_us.items():
+            latency[us] = latency.get(us, 0) + n
+    wall = sum(s.window["wall"] for s in slices)
+    return Row(
         system=system,
         conns=conns,
-        commands=int(result["ok"]),
-        seconds=result["duration_us"] / 1e6,
-        p50_ms=result["p50_us"] / 1000,
-        p99_ms=result["p99_us"] / 1000,
-        p999_ms=result["p999_us"] / 1000,
-        errors=errors + socket_errors,
-        crossed=int(result["crossed"]),
-        cpu_us=w["cpu"] / max(1, result["ok"]) * 1e6,
-        rss_mb=w["rss"],
-        loadgen_cpu=w["loadgen"] / w["wall"] * 100,
-        phone_cpu=w["phone"] / w["wall"] * 100,
+        commands=int(ok),
+        seconds=sum(c["duration_us"] for c in counts) / 1e6,
+        p50_ms=histogram_percentile(latency, 50) / 1000,
+        p99_ms=histogram_percentile(latency, 99) / 1000,
+        p999_ms=histogram_percentile(latency, 99.9) / 1000,
+        errors=errors + lost,
+        crossed=crossed,
+        cpu_us=sum(s.window["cpu"] for s in slices) / max(1, ok) * 1e6,
+        rss_mb=max(s.window["rss"] for s in slices),
+        loadgen_cpu=sum(s.window["loadgen"] for s in slices) / wall * 100,
+        phone_cpu=sum(s.window["phone"] for s in slices) / wall * 100,
+        notes=[f"{len(slices)} slices"],
     )
-    service.check_alive()
-    return row
 
 
 def bare_point(conns: int, config: Config, phone: Phone) -> Row:
@@ -425,22 +468,18 @@ def relay(config: Config) -> list[Row]:
         # Warm-up, not measured: first connections, caches, pjsip's pools.
         wrk("sipbridge", bridge.http_port, 50, 1, config, phone.port)
         wrk("kamailio", kamailio.http_port, 50, 1, config, phone.port)
-        for conns in config.levels:  # interleaved, so a disturbance hits one level, not one peer
-            if "sipbridge" in config.only:
-                rows.append(
-                    relay_point("sipbridge", bridge.service, bridge.http_port, conns, config, phone)
-                )
-            if "kamailio" in config.only:
-                rows.append(
-                    relay_point(
-                        "kamailio", kamailio.service, kamailio.http_port, conns, config, phone
-                    )
-                )
+        peers = [
+            (name, peer.service, peer.http_port)
+            for name, peer in (("sipbridge", bridge), ("kamailio", kamailio))
+            if name in config.only
+        ]
+        for conns in config.levels:
+            rows.extend(_interleaved(peers, conns, config, phone))
             if "bare" in config.only:
                 rows.append(bare_point(conns, config, phone))
             if "sipp" in config.only and conns > 1:  # sipp's scheduler paces -l 1 by its tick
                 rows.append(sipp_point(conns, config, phone))
-            for row in rows[-4:]:
+            for row in rows:
                 if row.conns == conns:
                     print("# " + _format_row(row), flush=True)
         phone.service.check_alive()
@@ -450,6 +489,23 @@ def relay(config: Config) -> list[Row]:
                 peer.service.stop()
         phone.service.stop()
     return rows
+
+
+def _interleaved(
+    peers: list[tuple[str, Service, int]], conns: int, config: Config, phone: Phone
+) -> list[Row]:
+    """sipbridge and Kamailio in alternating slices (ABBA order), so that whatever else the
+    machine does while a point is measured falls on both alike, not on one peer's 10 s."""
+    rounds = max(1, min(config.rounds, math.floor(config.duration)))
+    seconds = config.duration / rounds
+    slices: dict[str, list[Slice]] = {name: [] for name, _, _ in peers}
+    first = dict.fromkeys(slices, 0)
+    for index in range(rounds):
+        for name, service, port in peers if index % 2 == 0 else peers[::-1]:
+            piece = relay_slice(name, service, port, conns, seconds, first[name], config, phone)
+            slices[name].append(piece)
+            first[name] += int(piece.run.counts["sent"])
+    return [combine(name, conns, slices[name]) for name, _, _ in peers]
 
 
 def tracker_scale(config: Config) -> dict[str, float]:
@@ -715,6 +771,11 @@ def main() -> None:
         help="also run the steady-rate soak (default 600 s at --soak-rate)",
     )  # fmt: skip
     parser.add_argument("--soak-rate", type=int, default=2000)
+    parser.add_argument(
+        "--rounds", type=int, default=5,
+        help="measure sipbridge and Kamailio in this many alternating slices per point "
+        "(default 5; at most one per second of --duration)",
+    )  # fmt: skip
     parser.add_argument("--only", default="sipbridge,kamailio,bare,sipp,tracker",
                         help="comma-separated parts to run")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -745,7 +806,10 @@ def main() -> None:
         kamailio_workers=_pair(args.kamailio_workers),
         workers=args.workers,
         preload=_jemalloc() if args.jemalloc else None,
+        rounds=args.rounds,
     )
+    if config.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     load = os.getloadavg()
     print(
         f"# sipbridge bench: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} "

@@ -7,6 +7,8 @@
 -- BENCH_PHONES   phones p0 .. p<PHONES-1>; call i is on phone p<i % PHONES>
 -- BENCH_THREADS  wrk's -t (each thread takes every THREADS-th call index)
 -- BENCH_SIP_PORT the sipp phone's port; BENCH_RATE  requests/s over all threads (0: flat out)
+-- BENCH_FIRST    the call index to start from (a point measured in slices goes on where the
+--                last slice stopped, so no slice replays calls an earlier one warmed up)
 --
 -- Crossed or lost replies: the sipp phone answers 200 with the command's Ref (the Call-ID) as
 -- its reason phrase. A reply is "crossed" when the reason it carries is not the Call-ID of the
@@ -20,6 +22,7 @@ local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local sip_port = os.getenv("BENCH_SIP_PORT") or "5060"
 local api_key = os.getenv("BENCH_API_KEY") or ""
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local first = tonumber(os.getenv("BENCH_FIRST") or "0")
 
 local threads = {}
 
@@ -39,9 +42,16 @@ local function now_ms()
    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
 end
 
+local function now_us()
+   ffi.C.clock_gettime(1, ts)
+   return tonumber(ts.tv_sec) * 1000000 + math.floor(tonumber(ts.tv_nsec) / 1000)
+end
+
 function init(args)
-   counter = tid
+   counter = first + tid
    outstanding = {}
+   sent_at = {}     -- call_id -> when its request was built (wrk writes it at once)
+   latency_us = {}  -- microseconds -> requests answered in that time
    sent, ok, crossed, unexpected, failed = 0, 0, 0, 0, 0
    if rate > 0 then
       interval = 1000 * nthreads / rate
@@ -71,12 +81,18 @@ function request()
    local call_id = "bench-" .. i .. "@bench"
    outstanding[call_id] = (outstanding[call_id] or 0) + 1
    sent = sent + 1
+   local built
    if target == "kamailio" then
-      return wrk.format("POST", "/RPC", { ["Content-Type"] = "application/json" },
+      built = wrk.format("POST", "/RPC", { ["Content-Type"] = "application/json" },
          rpc_body(i, call_id))
+   else
+      built = wrk.format("POST", "/v1/calls/" .. call_id .. "/hold",
+         { ["Authorization"] = "Bearer " .. api_key })
    end
-   return wrk.format("POST", "/v1/calls/" .. call_id .. "/hold",
-      { ["Authorization"] = "Bearer " .. api_key })
+   -- Timed from here, as wrk times from the write: building a JSON-RPC body costs more than a
+   -- URL, and that is the load generator's time, not the system's.
+   sent_at[call_id] = sent_at[call_id] or now_us()
+   return built
 end
 
 function delay()
@@ -89,6 +105,7 @@ function delay()
 end
 
 function response(status, headers, body)
+   local answered_at = now_us() -- before parsing the body, which costs more for Kamailio's
    local call_id, reason
    if target == "kamailio" then
       local id = body:match('"id":%s*(%d+)')
@@ -115,6 +132,11 @@ function response(status, headers, body)
       return
    end
    outstanding[call_id] = outstanding[call_id] - 1
+   local us = answered_at - sent_at[call_id]
+   latency_us[us] = (latency_us[us] or 0) + 1
+   if outstanding[call_id] == 0 then
+      sent_at[call_id] = nil
+   end
    if status ~= 200 then
       return
    end
@@ -140,4 +162,17 @@ function done(summary, latency, requests)
       summary.requests, summary.duration, totals.sent, totals.ok, totals.crossed,
       totals.unexpected, totals.failed, e.connect, e.read, e.write, e.status, e.timeout,
       latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+   -- Every request's latency as "microseconds:requests" pairs, so that bench/run can merge the
+   -- slices of one point into exact percentiles (wrk 4.1 gives Lua only its percentiles).
+   local merged = {}
+   for _, thread in ipairs(threads) do
+      for us, n in pairs(thread:get("latency_us")) do
+         merged[us] = (merged[us] or 0) + n
+      end
+   end
+   local pairs_out = {}
+   for us, n in pairs(merged) do
+      pairs_out[#pairs_out + 1] = string.format("%d:%d", us, n)
+   end
+   io.write("BENCH_LATENCY " .. table.concat(pairs_out, " ") .. "\n")
 end
