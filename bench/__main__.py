@@ -294,7 +294,7 @@ class WrkRun:
     """What relay.lua reports for one wrk run."""
 
     counts: dict[str, float]  # the BENCH line
-    latency_us: dict[int, int]  # wrk's latency histogram: microseconds -> requests
+    latency_us: dict[int, int]  # relay.lua's own timing of each request: microseconds -> requests
 
 
 def _latency_line(output: str) -> dict[int, int]:
