@@ -196,6 +196,7 @@ class CallControl:
         outbound_proxy: str | None = None,
         routes: PhoneRoutes | None = None,
         writes: GroupCommit | None = None,
+        sip_over_tls: bool = True,
     ) -> None:
         self.store = store
         # Writes after a command go through a group commit shared with the command log.
@@ -208,6 +209,8 @@ class CallControl:
         # command (Edge E sends them as INFO, DESIGN.md) reach it; else the UA itself.
         self._reports_contact = reports_contact
         self._outbound_proxy = outbound_proxy
+        # False when the UA has no TLS transport (sip_tls_port unset): sips: phones get a 422.
+        self._sip_over_tls = sip_over_tls
 
     async def act_on_call(
         self,
@@ -308,6 +311,12 @@ class CallControl:
             local_contact=self._reports_contact or self._sender.local_contact,
             outbound_proxy=self._outbound_proxy,
         )
+        if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
+            raise TransportUnavailable.one(
+                "transport",
+                f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
+                "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
+            )
         answer, latency_ms = await self._on_lane(
             phone, command, call_id, "sip", request, accept_sip_answer
         )
