@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -94,9 +95,13 @@ def test_settings_that_cannot_work_are_refused(values, message, tmp_path):
 
 
 def test_https_reads_the_shared_files_unless_given_its_own(tmp_path):
-    shared = Settings(data_dir=tmp_path, tls_cert_file="s.crt", tls_key_file="s.key", http_tls=True)
+    shared = Settings(
+        data_dir=tmp_path, tls_cert_file=Path("s.crt"), tls_key_file=Path("s.key"), http_tls=True
+    )
     assert shared.http_tls_files == (shared.tls_cert_file, shared.tls_key_file)
-    own = shared.model_copy(update={"http_tls_cert_file": "h.crt", "http_tls_key_file": "h.key"})
+    own = shared.model_copy(
+        update={"http_tls_cert_file": Path("h.crt"), "http_tls_key_file": Path("h.key")}
+    )
     assert own.http_tls_files == (own.http_tls_cert_file, own.http_tls_key_file)
 
 
