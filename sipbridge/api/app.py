@@ -129,6 +129,7 @@ def create_app(
             reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listen_port}",
             outbound_proxy=settings.sip_outbound_proxy,
             sip_over_tls=settings.sip_tls_port is not None,
+            reports_contact_tls=_reports_contact_tls(listener, settings),
         )
         app[keys.COMMAND_LOG] = CommandLog(app[keys.CONTROL].writes)
         background: list[asyncio.Task[None]] = []
@@ -239,6 +240,14 @@ async def _start_listener(
                 subscriptions.phone_registered(phone)
         await subscriptions.start()
     return listener
+
+
+def _reports_contact_tls(listener: SipListener | None, settings: Settings) -> str | None:
+    """The listener over TLS as the Contact of commands to TLS phones (worker 0's port)."""
+    port = listener.tls_port if listener is not None else settings.listen_tls_port
+    if not port:
+        return None
+    return f"sips:sipbridge@{uri_host(settings.listener_contact_host)}:{port}"
 
 
 def _register_auth(settings: Settings) -> RegisterAuth | None:
