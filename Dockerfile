@@ -28,5 +28,6 @@ ENV SIPBRIDGE_DATA_DIR=/data \
     SIPBRIDGE_HTTP_HOST=0.0.0.0 \
     SIPBRIDGE_SIP_HOST=0.0.0.0
 VOLUME ["/data"]
-EXPOSE 8080/tcp 5070/udp 5070/tcp 5062/udp 5062/tcp
+# 5071 and 5063: SIP over TLS (UA, listener) when SIPBRIDGE_SIP_TLS_PORT / _LISTEN_TLS_PORT say so.
+EXPOSE 8080/tcp 5070/udp 5070/tcp 5062/udp 5062/tcp 5071/tcp 5063/tcp
 CMD ["sipbridge", "serve"]

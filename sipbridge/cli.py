@@ -7,6 +7,7 @@ import json
 import logging
 import shlex
 import signal
+import ssl
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sipbridge.api.openapi import build_openapi
 from sipbridge.config import ConfigFileError, Settings, load_settings
 from sipbridge.errors import SipBridgeError
 from sipbridge.sim import SimPhone, SimPhoneServer
+from sipbridge.tls import server_context
 from sipbridge.tracker import TrackerStore
 from sipbridge.workers import WorkerPool, die_with_parent
 
@@ -106,6 +108,7 @@ async def _serve(
     app = create_app(settings, worker=worker)
     runner = web.AppRunner(app, access_log=None)
     try:
+        https = _https_context(settings)
         await runner.setup()
     except SipBridgeError as exc:
         await runner.cleanup()
@@ -121,6 +124,7 @@ async def _serve(
         settings.http_port,
         backlog=1024,
         reuse_port=settings.workers > 1,  # every worker accepts on the same port
+        ssl_context=https,
     )
     try:
         await site.start()
@@ -129,7 +133,8 @@ async def _serve(
         raise click.ClickException(
             f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}"
         ) from exc
-    log.info("HTTP API on http://%s:%d/v1", settings.http_host, settings.http_port)
+    scheme = "https" if https is not None else "http"
+    log.info("HTTP API on %s://%s:%d/v1", scheme, settings.http_host, settings.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -150,6 +155,19 @@ async def _serve(
         for server in servers:
             await server.stop()
         await runner.cleanup()
+
+
+def _https_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS on the front API (http_tls): the same checked files as the SIP side's TLS."""
+    files = settings.http_tls_files if settings.http_tls else None
+    if files is None:
+        return None
+    names = (
+        "http_tls_cert_file/http_tls_key_file"
+        if settings.http_tls_cert_file is not None
+        else "tls_cert_file/tls_key_file"
+    )
+    return server_context(*files, names=names)
 
 
 async def _start_demo(settings: Settings, count: int) -> list[SimPhoneServer]:

@@ -154,6 +154,41 @@ class Settings(BaseSettings):
         "(e.g. sip:127.0.0.1:5060;lr); none: straight to the phone's contact.",
     )
 
+    # -- TLS (issue #14 item 9): one certificate, one trust store, three uses -------------------
+    # The SIP user agent (sips: / ;transport=tls phones), the SIP listener over TLS and HTTPS on
+    # the front API all read these; sipbridge.tls checks the files once at start.
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="sipbridge's certificate chain (PEM): the server certificate of the TLS "
+        "listener and of HTTPS, and the client certificate toward phones.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of tls_cert_file; not world-readable."
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="Trust store (PEM) for the phones' certificates; default: the system's.",
+    )
+    tls_verify_phones: bool = Field(
+        default=True, description="Verify a phone's certificate and name before sending to it."
+    )
+    sip_tls_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="TLS port of the SIP user agent (worker i: + i); none: no SIP over TLS.",
+    )
+    listen_tls_port: int | None = Field(
+        default=None, ge=0, le=65535, description="TLS port of the SIP listener; none: off."
+    )
+    http_tls: bool = Field(default=False, description="Serve the front API over HTTPS only.")
+    http_tls_cert_file: Path | None = Field(
+        default=None, description="HTTPS certificate chain; default tls_cert_file."
+    )
+    http_tls_key_file: Path | None = Field(
+        default=None, description="HTTPS private key; default tls_key_file."
+    )
+
     @field_validator("api_keys", "sip_allow", "register_digest_algorithms", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -210,11 +245,47 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _tls_fits(self) -> Settings:
+        """Whatever serves TLS needs a certificate; the files themselves are read at start."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if (self.http_tls_cert_file is None) != (self.http_tls_key_file is None):
+            raise ValueError("http_tls_cert_file and http_tls_key_file go together")
+        if self.http_tls_cert_file is not None and not self.http_tls:
+            raise ValueError("http_tls_cert_file is set but http_tls is off: set http_tls = true")
+        if self.http_tls and self.http_tls_files is None:
+            raise ValueError("http_tls needs tls_cert_file/tls_key_file (or http_tls_*_file)")
+        if self.listen_tls_port is not None and self.tls_cert_file is None:
+            raise ValueError("listen_tls_port needs tls_cert_file and tls_key_file")
+        if self.sip_tls_port:
+            ours = range(self.sip_tls_port, self.sip_tls_port + self.workers)
+            if ours.stop - 1 > 65535:
+                raise ValueError("sip_tls_port + workers - 1 must be at most 65535")
+            taken = range(self.sip_port, self.sip_port + self.workers) if self.sip_port else ()
+            if set(ours) & set(taken):  # TLS and TCP both need the TCP port
+                raise ValueError("sip_tls_port .. + workers - 1 overlaps sip_port .. + workers - 1")
+        return self
+
+    @property
+    def http_tls_files(self) -> tuple[Path, Path] | None:
+        """Certificate and key of HTTPS: its own if given, else the shared ones."""
+        if self.http_tls_cert_file is not None and self.http_tls_key_file is not None:
+            return self.http_tls_cert_file, self.http_tls_key_file
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            return self.tls_cert_file, self.tls_key_file
+        return None
+
     def for_worker(self, index: int) -> Settings:
         """Worker `index`'s settings: its own SIP user agent port (sip_port + index)."""
-        if index == 0 or self.sip_port == 0:
+        if index == 0:
             return self
-        return self.model_copy(update={"sip_port": self.sip_port + index})
+        update: dict[str, int] = {}
+        if self.sip_port:
+            update["sip_port"] = self.sip_port + index
+        if self.sip_tls_port:
+            update["sip_tls_port"] = self.sip_tls_port + index
+        return self.model_copy(update=update) if update else self
 
     @property
     def listener_host(self) -> str:

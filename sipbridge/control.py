@@ -196,6 +196,8 @@ class CallControl:
         outbound_proxy: str | None = None,
         routes: PhoneRoutes | None = None,
         writes: GroupCommit | None = None,
+        sip_over_tls: bool = True,
+        reports_contact_tls: str | None = None,
     ) -> None:
         self.store = store
         # Writes after a command go through a group commit shared with the command log.
@@ -208,6 +210,11 @@ class CallControl:
         # command (Edge E sends them as INFO, DESIGN.md) reach it; else the UA itself.
         self._reports_contact = reports_contact
         self._outbound_proxy = outbound_proxy
+        # False when the UA has no TLS transport (sip_tls_port unset): sips: phones get a 422.
+        self._sip_over_tls = sip_over_tls
+        # The listener over TLS, for phones reached over TLS: their reports come back the same
+        # way, and a sips: Request-URI wants a sips: Contact (RFC 3261 §8.1.1.8).
+        self._reports_contact_tls = reports_contact_tls
 
     async def act_on_call(
         self,
@@ -305,9 +312,15 @@ class CallControl:
             contact=phone.contact,
             transport=phone.transport,
             body=body,
-            local_contact=self._reports_contact or self._sender.local_contact,
+            local_contact=self._reports_contact_for(phone),
             outbound_proxy=self._outbound_proxy,
         )
+        if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
+            raise TransportUnavailable.one(
+                "transport",
+                f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
+                "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
+            )
         answer, latency_ms = await self._on_lane(
             phone, command, call_id, "sip", request, accept_sip_answer
         )
@@ -328,6 +341,13 @@ class CallControl:
             sip_reason=answer.reason,
             latency_ms=round(latency_ms, 3),
         )
+
+    def _reports_contact_for(self, phone: Phone) -> str:
+        if phone.transport == "tls" and self._reports_contact_tls is not None:
+            if phone.contact.lower().startswith("sips:"):
+                return self._reports_contact_tls
+            return self._reports_contact_tls.replace("sips:", "sip:", 1) + ";transport=tls"
+        return self._reports_contact or self._sender.local_contact
 
     async def _on_lane(
         self,

@@ -41,7 +41,15 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
         )
     if answer.status == 408:
         raise PhoneTimeout("the phone did not answer the NOTIFY (SIP transaction timed out)")
-    raise PhoneUnreachable(f"the NOTIFY could not be sent: {answer.status} {answer.reason}")
+    detail = f"the NOTIFY could not be sent: {answer.status} {answer.reason}"
+    if "certificate verification" in answer.reason.lower():
+        # pjsip's words for a failed TLS handshake check (chain or name, RFC 5922 §7).
+        detail = (
+            "TLS verification of the phone failed: its certificate is not signed by a CA of "
+            "tls_ca_file (default: the system's) or does not name the phone's address "
+            f"({answer.status} {answer.reason})"
+        )
+    raise PhoneUnreachable(detail)
 
 
 # Manual 002, "Error Codes": what each Poly status code says (in our words).

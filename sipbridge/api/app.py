@@ -32,6 +32,7 @@ from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
 from sipbridge.sip.listener import ListenerCore, SipListener
 from sipbridge.sip.sender import NotifySender
 from sipbridge.sip.uri import uri_host
+from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
@@ -48,11 +49,21 @@ def pjsua_sender(settings: Settings) -> NotifySender:
     """The real UA; imported here so that only `serve` and the integration tests load pjsua2."""
     from sipbridge.sip._pjsua2 import PjsuaSender
 
+    tls = None
+    if settings.sip_tls_port is not None:
+        tls = sip_tls(
+            port=settings.sip_tls_port,
+            cert_file=settings.tls_cert_file,
+            key_file=settings.tls_key_file,
+            ca_file=settings.tls_ca_file,
+            verify_peers=settings.tls_verify_phones,
+        )
     return PjsuaSender(
         host=settings.sip_host,
         port=settings.sip_port,
         transaction_timeout=settings.sip_transaction_timeout,
         contact_host=settings.contact_host,
+        tls=tls,
     )
 
 
@@ -117,6 +128,8 @@ def create_app(
             routes=app[keys.ROUTES],
             reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listen_port}",
             outbound_proxy=settings.sip_outbound_proxy,
+            sip_over_tls=settings.sip_tls_port is not None,
+            reports_contact_tls=_reports_contact_tls(listener, settings),
         )
         app[keys.COMMAND_LOG] = CommandLog(app[keys.CONTROL].writes)
         background: list[asyncio.Task[None]] = []
@@ -200,7 +213,19 @@ async def _start_listener(
         ),
         audit=store.audit,
     )
-    listener = SipListener(core, host=settings.listener_host, port=settings.listen_port)
+    tls = None
+    if settings.listen_tls_port is not None:
+        assert settings.tls_cert_file is not None and settings.tls_key_file is not None
+        tls = server_context(
+            settings.tls_cert_file, settings.tls_key_file, names="tls_cert_file/tls_key_file"
+        )
+    listener = SipListener(
+        core,
+        host=settings.listener_host,
+        port=settings.listen_port,
+        tls=tls,
+        tls_port=settings.listen_tls_port or 0,
+    )
     try:
         await listener.start()
     except OSError as exc:
@@ -215,6 +240,14 @@ async def _start_listener(
                 subscriptions.phone_registered(phone)
         await subscriptions.start()
     return listener
+
+
+def _reports_contact_tls(listener: SipListener | None, settings: Settings) -> str | None:
+    """The listener over TLS as the Contact of commands to TLS phones (worker 0's port)."""
+    port = listener.tls_port if listener is not None else settings.listen_tls_port
+    if not port:
+        return None
+    return f"sips:sipbridge@{uri_host(settings.listener_contact_host)}:{port}"
 
 
 def _register_auth(settings: Settings) -> RegisterAuth | None:

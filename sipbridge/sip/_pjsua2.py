@@ -42,6 +42,7 @@ import pjsua2 as pj
 
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.uri import parse_uri, uri_host
+from sipbridge.tls import SipTls
 
 log = logging.getLogger(__name__)
 pjsip_log = logging.getLogger("sipbridge.pjsip")
@@ -154,8 +155,10 @@ class PjsuaSender:
         transaction_timeout: float = 4.0,
         contact_host: str | None = None,
         contact_user: str = "sipbridge",
+        tls: SipTls | None = None,
     ) -> None:
         self._host = host
+        self._tls = tls
         self._contact_host = contact_host or host
         self._port = port
         self._transaction_timeout = transaction_timeout
@@ -182,6 +185,7 @@ class PjsuaSender:
         self._header_vectors: dict[tuple[tuple[str, str], ...], pj.SipHeaderVector] = {}
         self._last_sweep = 0.0
         self._tick: asyncio.TimerHandle | None = None
+        self._tls_port: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -285,12 +289,52 @@ class PjsuaSender:
             if not _is_wildcard(self._host):
                 name = "udp" if kind == pj.PJSIP_TRANSPORT_UDP else "tcp"
                 self._transport_ids[name] = int(transport_id)
+        if self._tls is not None:
+            self._create_tls_transport(endpoint, self._tls)
         endpoint.libStart()
         account_config = pj.AccountConfig()
         account_config.idUri = self.local_contact
         self._account = _Account(self._on_answer)
         self._account.create(account_config, True)
         self._accounts[(None, None)] = self._account
+
+    def _create_tls_transport(self, endpoint: pj.Endpoint, tls: SipTls) -> None:
+        """SIP over TLS (RFC 3261 §26.2, RFC 5630): the client side for `sips:` and
+        `;transport=tls` phones, verifying their certificate and name by default (RFC 5922)."""
+        transport = pj.TransportConfig()
+        transport.boundAddress = self._host
+        transport.port = tls.port
+        config = transport.tlsConfig
+        if tls.ca_file is not None:
+            config.CaListFile = str(tls.ca_file)
+        if tls.cert_file is not None and tls.key_file is not None:
+            config.certFile = str(tls.cert_file)
+            config.privKeyFile = str(tls.key_file)
+        config.method = pj.PJSIP_TLSV1_2_METHOD
+        config.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2  # the wheel's OpenSSL 1.0.2 has no 1.3
+        config.verifyServer = tls.verify_peers
+        try:
+            transport_id = endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, transport)
+        except pj.Error as exc:
+            raise UserAgentError(
+                f"cannot bind TLS on {self._host}:{tls.port}: {exc.info()}"
+            ) from exc
+        self._tls_port = int(
+            str(endpoint.transportGetInfo(transport_id).localName).rsplit(":", 1)[1]
+        )
+        if not _is_wildcard(self._host):
+            self._transport_ids["tls"] = int(transport_id)
+        log.info(
+            "SIP user agent over TLS on %s:%d (verifying phones: %s)",
+            self._host,
+            self._tls_port,
+            "yes" if tls.verify_peers else "NO",
+        )
+
+    @property
+    def tls_port(self) -> int | None:
+        """The bound TLS port (sip_tls_port 0 picks one), or None without TLS."""
+        return self._tls_port
 
     # -- driven by the event loop ------------------------------------------------------------
 
@@ -398,6 +442,11 @@ class PjsuaSender:
         token = _attach_token(param)
         key = int(token.this)
         hop = _next_hop_transport(request)
+        if hop == "tls" and self._tls_port is None:
+            # pjsip would say "Unsupported transport"; say what is missing instead.
+            return SipAnswer(
+                status=503, reason="SIP over TLS is not configured (sip_tls_port)", from_wire=False
+            )
         with self._lock:
             self._sweep_abandoned()
             self._pending[key] = _Pending(

@@ -62,6 +62,13 @@ def request_uri(contact: str, transport: str | None) -> str:
     return _without_headers(uri)
 
 
+def next_hop_transport(request: OutgoingRequest) -> str:
+    """udp, tcp or tls: how the request leaves (the proxy's URI if any, RFC 3263 §4.1; a
+    `sips:` URI means TLS, RFC 3261 §26.2.2)."""
+    hop = parse_uri(request.proxy or request.target_uri)
+    return (hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
+
+
 def _without_headers(uri: SipUri) -> str:
     # RFC 3261 §19.1.5: URI headers (?...) are not allowed in a Request-URI.
     text = str(uri)

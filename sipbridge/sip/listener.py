@@ -5,15 +5,18 @@ pjsua2 cannot hand REGISTER or event NOTIFYs to Python (PJSUA2_NOTES.md), so the
 source against the allowlist (403 and an audit record otherwise) and its rate, parses strictly
 (400 when the request is malformed but answerable, RFC 3261 §8.2), absorbs retransmissions
 (§17.2.2), answers 405 with Allow for methods it does not take (§8.2.1), and hands everything else
-to a `RequestRouter`. `SipListener` puts the core on asyncio UDP and TCP sockets.
+to a `RequestRouter`. `SipListener` puts the core on asyncio UDP and TCP sockets, and TLS when
+given a context (the same stream framing; RFC 3261 §26.2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,7 +47,7 @@ _SAFE_REASON = re.compile(r"[^\x20-\x7e]")
 class Source:
     host: str
     port: int
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp" or "tls"
 
     def __str__(self) -> str:
         return f"{self.transport}:{uri_host(self.host)}:{self.port}"
@@ -313,16 +316,28 @@ async def bind_udp_and_tcp(
 
 
 class SipListener:
-    """The core on asyncio sockets: UDP and TCP on one host and port."""
+    """The core on asyncio sockets: UDP and TCP on one host and port; TLS on `tls_port` when
+    given a server context (`sipbridge.tls.server_context`)."""
 
-    def __init__(self, core: ListenerCore, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        core: ListenerCore,
+        *,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+    ) -> None:
         self.core = core
         self.host = host
         self.port = port
+        self.tls_port: int | None = tls_port if tls is not None else None
+        self._tls_context = tls
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
+        self._tls: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self._writers: dict[tuple[str, int], asyncio.StreamWriter] = {}
+        self._writers: dict[tuple[str, str, int], asyncio.StreamWriter] = {}
         core.send_later = self._send_later
 
     async def start(self) -> None:
@@ -330,13 +345,23 @@ class SipListener:
             self.host, self.port, lambda: _Datagrams(self.core), self._serve_stream
         )
         log.info("SIP listener on %s:%d (udp, tcp)", self.host, self.port)
+        if self._tls_context is not None:
+            self._tls = await asyncio.start_server(
+                functools.partial(self._serve_stream, transport="tls"),
+                self.host,
+                self.tls_port,
+                ssl=self._tls_context,
+                ssl_handshake_timeout=10,
+            )
+            self.tls_port = int(self._tls.sockets[0].getsockname()[1])
+            log.info("SIP listener on %s:%d (tls)", self.host, self.tls_port)
 
     def _send_later(self, source: Source, data: bytes) -> None:
         if source.transport == "udp":
             if self._udp is not None:
                 self._udp.sendto(data, (source.host, source.port))
             return
-        writer = self._writers.get((source.host, source.port))
+        writer = self._writers.get((source.transport, source.host, source.port))
         if writer is None or writer.is_closing():
             log.info("connection to %s closed before its response was ready", source)
             return
@@ -346,23 +371,24 @@ class SipListener:
         await self.core.drain()
         if self._udp is not None:
             self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            await self._tcp.wait_closed()
+        for server in (self._tcp, self._tls):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
         for task in list(self._connections):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def _serve_stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str = "tcp"
     ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
         peer = writer.get_extra_info("peername")
-        source = Source(host=peer[0], port=int(peer[1]), transport="tcp")
-        self._writers[(source.host, source.port)] = writer
+        source = Source(host=peer[0], port=int(peer[1]), transport=transport)
+        self._writers[(transport, source.host, source.port)] = writer
         parser = StreamParser(max_buffer=MAX_STREAM_BUFFER)
         try:
             while chunk := await reader.read(65_536):
@@ -373,13 +399,13 @@ class SipListener:
                             writer.write(out)
                 except SipParseError as exc:
                     # A broken stream cannot be re-synchronised (§18.3): close it.
-                    log.info("closing TCP connection from %s: %s", source, exc.reason)
+                    log.info("closing connection from %s: %s", source, exc.reason)
                     break
                 await writer.drain()
         except ConnectionError:
             pass
         finally:
-            self._writers.pop((source.host, source.port), None)
+            self._writers.pop((transport, source.host, source.port), None)
             writer.close()
             if task is not None:
                 self._connections.discard(task)

@@ -26,3 +26,13 @@ def test_408_from_the_wire_is_the_phones_answer_but_local_408_is_a_timeout():
 def test_local_failure_is_unreachable():
     with pytest.raises(PhoneUnreachable):
         accept_sip_answer(SipAnswer(status=503, reason="Connection refused", from_wire=False))
+
+
+def test_failed_tls_verification_says_so():
+    answer = SipAnswer(
+        status=503,
+        reason="SSL certificate verification error (PJSIP_TLS_ECERTVERIF)",
+        from_wire=False,
+    )
+    with pytest.raises(PhoneUnreachable, match=r"TLS verification of the phone failed.*tls_ca_file"):
+        accept_sip_answer(answer)
