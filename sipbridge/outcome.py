@@ -40,7 +40,10 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
             sip_reason=answer.reason,
         )
     if answer.status == 408:
-        raise PhoneTimeout("the phone did not answer the NOTIFY (SIP transaction timed out)")
+        # Timer F: the NOTIFY left and was never answered; the phone may still have acted.
+        raise PhoneTimeout(
+            "the phone did not answer the NOTIFY (SIP transaction timed out)", sent=True
+        )
     raise PhoneUnreachable(f"the NOTIFY could not be sent: {answer.status} {answer.reason}")
 
 
