@@ -42,7 +42,9 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
     if answer.status == 408:
         # Timer F: the NOTIFY left and was never answered; the phone may still have acted.
         raise PhoneTimeout(
-            "the phone did not answer the NOTIFY (SIP transaction timed out)", sent=True
+            "the NOTIFY was sent and the phone never answered it (SIP Timer F); its outcome "
+            "is not known",
+            sent=True,
         )
     raise PhoneUnreachable(f"the NOTIFY could not be sent: {answer.status} {answer.reason}")
 
