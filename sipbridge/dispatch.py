@@ -86,8 +86,13 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline_at = loop.time() + self._deadline
         try:
-            async with asyncio.timeout_at(deadline_at):
-                await self._take(phone_id, lane)
+            if lane.holders == 1 and self._shared_free(phone_id):
+                # Nobody else in this lane: the lock is free and acquire() returns at once,
+                # so no timer is needed (the common case, one command a phone at a time).
+                await lane.lock.acquire()
+            else:
+                async with asyncio.timeout_at(deadline_at):
+                    await self._take(phone_id, lane)
         except TimeoutError as exc:
             self._leave(phone_id, lane)
             raise PhoneTimeout(
@@ -101,21 +106,38 @@ class Dispatcher:
         # From here the flight owns the lane: it lets go when the sender returns, whoever waits.
         flight = loop.create_task(self._sender.send(request))
         flight.add_done_callback(lambda _: self._land(phone_id, lane))
+        # Wait for the flight or the deadline, whichever comes first, without cancelling it (a
+        # future and a timer: cheaper than asyncio.shield under asyncio.timeout).
+        turn: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not turn.done():
+                turn.set_result(None)
+
+        flight.add_done_callback(wake)
+        timer = loop.call_at(deadline_at, wake, None)
         try:
-            async with asyncio.timeout_at(deadline_at):
-                answer = await asyncio.shield(flight)
-        except TimeoutError as exc:
+            await turn
+        except BaseException:
+            self._orphan(flight)  # the caller was cancelled: the transaction still runs
+            raise
+        finally:
+            timer.cancel()
+            flight.remove_done_callback(wake)
+        if not flight.done():
             self._orphan(flight)
             raise PhoneTimeout(
                 f"no final answer from phone {phone_id!r} within {self._deadline:g} s; the "
                 "command was sent, its outcome is not known yet",
                 sent=True,
                 late=flight,
-            ) from exc
-        except BaseException:
-            self._orphan(flight)  # the caller was cancelled: the transaction still runs
-            raise
+            )
+        answer = flight.result()  # or the sender's error
         return Delivery(answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
+
+    def _shared_free(self, phone_id: str) -> bool:
+        """Take the cross-process lock if no other process holds it (or there is none)."""
+        return self._shared_locks is None or self._shared_locks.try_acquire(phone_id)
 
     async def _take(self, phone_id: str, lane: _Lane) -> None:
         """The lane, then the phone's lock in every worker process (if there are several)."""
