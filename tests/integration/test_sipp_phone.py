@@ -163,3 +163,34 @@ async def test_a_late_answer_keeps_the_lane_and_is_recorded(gateway_factory, sip
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_burst_at_a_slow_phone_never_overlaps_and_says_what_left(gateway_factory, sipp):
+    """Four commands at once to a phone that answers after 1.4 s, deadline and Timer F 2 s:
+    the first is answered in time, the second leaves when the first is answered and is late
+    (504, sent), the last two never leave the queue (504, not sent) -- and the phone never
+    has two NOTIFYs unanswered."""
+    gateway = await gateway_factory(command_deadline=2.0, sip_transaction_timeout=2.0)
+    phone = sipp("phone_slow.xml", "t1", calls=2)
+    await register(gateway, "1001", phone.contact.split(";")[0], CALL_ID, transport="tcp")
+
+    async def dtmf(digit: str) -> tuple[int, dict[str, Any]]:
+        response = await gateway.post(
+            f"/v1/calls/{CALL_ID}/dtmf", json={"digits": digit}, headers=AUTH
+        )
+        return response.status, await response.json()
+
+    first = asyncio.create_task(dtmf("1"))
+    await wait_for(lambda: _async(len(wire_log(phone.log_file)) >= 1), timeout=5)
+    rest = await asyncio.gather(dtmf("2"), dtmf("3"), dtmf("4"))
+    assert (await first)[0] == 200
+    assert [(status, body.get("sent")) for status, body in rest] == [
+        (504, True),
+        (504, False),
+        (504, False),
+    ], rest
+
+    assert phone.finish(timeout=15) == 0
+    log = wire_log(phone.log_file)
+    assert [m.direction for m in log] == ["received", "sent", "received", "sent"]
+    assert log[0].call_id == log[1].call_id and log[2].call_id == log[3].call_id
