@@ -6,15 +6,20 @@ the same way whoever asked. A failure's facts come from the error's `context` (f
 
 The entry is a group write (`tracker/group_commit.py`) that `run` awaits: the command is answered
 only once its entry, and the call state `CallControl` queued just before it, have committed.
+
+A 504 for a command that had left (`PhoneTimeout.sent`) is not the end of its story: when the
+phone's late answer (or Timer F) ends the transaction, its outcome is written onto the same
+entry (`late_outcome`, `late_status`, ...), after the call state that a late 2xx changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 
 from sipbridge.control import CommandResult
-from sipbridge.errors import PhoneRejected, SipBridgeError
+from sipbridge.errors import PhoneRefused, PhoneRejected, PhoneTimeout, SipBridgeError
 from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.models import CommandLogEntry
 
@@ -39,8 +44,7 @@ class CommandLog:
             result = await command
         except SipBridgeError as exc:
             context = exc.context
-            status = exc.sip_status if isinstance(exc, PhoneRejected) else None
-            await self._write(
+            entry_id = await self._write(
                 CommandLogEntry(
                     source=source,
                     outcome=type(exc).__name__,
@@ -49,9 +53,13 @@ class CommandLog:
                     call_id=_text(context.get("call_id")),
                     command_uri=_text(context.get("command_uri")),
                     transport=_text(context.get("transport")),
-                    status=status,
+                    status=_status(exc),
+                    sent=exc.sent if isinstance(exc, PhoneTimeout) else None,
                 )
             )
+            if isinstance(exc, PhoneTimeout) and exc.late is not None and entry_id is not None:
+                late = exc.late
+                late.add_done_callback(lambda _: self._record_late(entry_id, late))
             raise
         await self._write(
             CommandLogEntry(
@@ -68,9 +76,46 @@ class CommandLog:
         )
         return result
 
-    async def _write(self, entry: CommandLogEntry) -> None:
+    def _record_late(self, entry_id: int, late: asyncio.Future[CommandResult]) -> None:
+        """Write how a command that got 504 after it left really ended onto its entry."""
+        if late.cancelled():
+            return
+        failure = late.exception()
+        if failure is None:
+            result = late.result()
+            outcome, reason = "ok", result.sip_reason or "OK"
+            status = result.sip_status if result.sip_status is not None else result.http_status
+            latency_ms: float | None = result.latency_ms
+        else:
+            outcome, reason = type(failure).__name__, str(failure)[:500]
+            status = _status(failure) if isinstance(failure, SipBridgeError) else None
+            latency_ms = None
+        log.info("command log entry %d: late outcome %s (%s)", entry_id, outcome, reason)
+        written = self._writes.defer(
+            lambda: self._writes.store.record_late_outcome(
+                entry_id, outcome=outcome, status=status, reason=reason, latency_ms=latency_ms
+            )
+        )
+        written.add_done_callback(_log_failed_write)
+
+    async def _write(self, entry: CommandLogEntry) -> int | None:
         try:
-            await self._writes.write(lambda: self._writes.store.log_command(entry))
+            return await self._writes.write(lambda: self._writes.store.log_command(entry))
         except SipBridgeError as exc:
             # The command itself is done; a failed log write must not turn it into an error.
             log.error("command log write failed: %s", exc.detail)
+            return None
+
+
+def _status(exc: SipBridgeError) -> int | None:
+    """The phone's own status, where it answered with one."""
+    if isinstance(exc, PhoneRejected):
+        return exc.sip_status
+    if isinstance(exc, PhoneRefused):
+        return exc.http_status
+    return None
+
+
+def _log_failed_write(written: asyncio.Future[None]) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        log.error("command log write failed: %s", written.exception())

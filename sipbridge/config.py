@@ -50,17 +50,20 @@ class Settings(BaseSettings):
         default=(),
         description="Accepted Bearer keys, comma-separated. Empty: one is generated and kept.",
     )
+    # -- one command per phone: the caller's deadline and the transaction's bound ---------------
     command_deadline: float = Field(
         default=5.0,
         gt=0,
         le=60,
-        description="Seconds a caller waits for the phone's answer (504 after).",
+        description="Seconds a caller waits for the phone's answer, queueing included (504 after).",
     )
-    sip_transaction_timeout: float = Field(
-        default=4.0,
+    sip_transaction_timeout: float | None = Field(
+        default=None,
         ge=1,
         le=32,
-        description="SIP Timer F in seconds: when the UA gives up on an unanswered NOTIFY.",
+        description="SIP Timer F in seconds: when the UA gives up on an unanswered NOTIFY; "
+        "also the bound of one REST call to a phone. At most command_deadline; default "
+        "0.8 x command_deadline (at least 1).",
     )
     phone_queue_limit: int = Field(
         default=16, ge=1, le=10_000, description="Commands that may wait per phone before 429."
@@ -275,6 +278,26 @@ class Settings(BaseSettings):
         if self.tls_cert_file is not None and self.tls_key_file is not None:
             return self.tls_cert_file, self.tls_key_file
         return None
+
+    @model_validator(mode="after")
+    def _transaction_ends_within_the_deadline(self) -> Settings:
+        """A command sent at once ends (answer or Timer F) before its caller's deadline, so a
+        transaction outlives its caller's wait only by the time it queued, and never by more
+        than Timer F; the lane is held until it ends (dispatch.py)."""
+        if self.transaction_timeout > self.command_deadline:
+            raise ValueError(
+                f"sip_transaction_timeout ({self.transaction_timeout:g} s) must not exceed "
+                f"command_deadline ({self.command_deadline:g} s)"
+                + ("" if self.sip_transaction_timeout else "; Timer F is at least 1 s")
+            )
+        return self
+
+    @property
+    def transaction_timeout(self) -> float:
+        """Timer F, as set or derived from the deadline (RFC 3261 §17.1.2.2)."""
+        if self.sip_transaction_timeout is not None:
+            return self.sip_transaction_timeout
+        return min(32.0, max(1.0, round(self.command_deadline * 0.8, 3)))
 
     def for_worker(self, index: int) -> Settings:
         """Worker `index`'s settings: its own SIP user agent port (sip_port + index)."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,10 +22,13 @@ from sipbridge.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    PhoneTimeout,
+    PhoneUnreachable,
     RemoteError,
+    SipBridgeError,
     TransportUnavailable,
 )
-from sipbridge.outcome import HttpOutcome, accept_http_answer, accept_sip_answer
+from sipbridge.outcome import accept_http_answer, accept_sip_answer
 from sipbridge.phone_http import HttpAnswer
 from sipbridge.profiles import Capabilities
 from sipbridge.routing import PhoneRoutes, Requested, Transport, choose_transport, refs_call_id
@@ -35,8 +39,6 @@ from sipbridge.tracker import ENDED, Call, Phone, TrackerStore, state_after
 from sipbridge.tracker.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
-
-Accepted = TypeVar("Accepted")
 
 
 class ActionBody(BaseModel):
@@ -242,7 +244,16 @@ class CallControl:
             other = self._other_call_on_same_phone(parsed.other_call_id, phone)
         spec = catalog.lookup(action.command)
         command = catalog.build(spec, action.data(call_id, parsed))
-        result = await self._deliver(phone, command, call_id=call_id, requested=transport)
+        try:
+            result = await self._deliver(phone, command, call_id=call_id, requested=transport)
+        except PhoneTimeout as exc:
+            if exc.late is not None:
+                # The phone may still take it: a late 2xx changes the call's state as one in
+                # time would (a group write, before the command log records the late answer).
+                exc.late.add_done_callback(
+                    lambda late: self._record_late(late, action_name, call, other)
+                )
+            raise
         recorded = self.writes.defer(lambda: self._record(action_name, call, other))
         if not await_recorded:
             # The caller's next group write (the command log's) commits with this one, or
@@ -321,9 +332,103 @@ class CallControl:
                 f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
                 "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
             )
-        answer, latency_ms = await self._on_lane(
-            phone, command, call_id, "sip", request, accept_sip_answer
+        return await self._on_lane(
+            phone, command, call_id, "sip", request, _sip_result(phone, command, call_id)
         )
+
+    def _reports_contact_for(self, phone: Phone) -> str:
+        if phone.transport == "tls" and self._reports_contact_tls is not None:
+            if phone.contact.lower().startswith("sips:"):
+                return self._reports_contact_tls
+            return self._reports_contact_tls.replace("sips:", "sip:", 1) + ";transport=tls"
+        return self._reports_contact or self._sender.local_contact
+
+    async def _on_lane(
+        self,
+        phone: Phone,
+        command: catalog.Command,
+        call_id: str | None,
+        transport: Transport,
+        request: action_uri.OutgoingRequest,
+        result_of: Callable[[SipAnswer, float], CommandResult],
+    ) -> CommandResult:
+        """Queue `request` in the phone's lane, judge the answer; a failure carries the facts.
+
+        A command that timed out after it left still ends on the phone: its late answer is
+        judged the same way, into `PhoneTimeout.late` (a CommandResult, or the RemoteError).
+        """
+        started = time.perf_counter()
+        facts = {
+            "phone": phone.id,
+            "call_id": call_id,
+            "command_uri": command.spec.command_uri,
+            "transport": transport,
+        }
+        try:
+            delivery = await self._dispatcher.deliver(phone.id, request)
+            return result_of(delivery.answer, delivery.latency_ms)
+        except RemoteError as exc:
+            exc.context.update(facts)
+            if isinstance(exc, PhoneTimeout) and exc.late is not None:
+                exc.late = _judged_later(exc.late, result_of, started, facts)
+            log.warning(
+                "%s to phone %s over %s failed: %s",
+                command.spec.name,
+                phone.id,
+                transport.upper(),
+                exc.detail,
+            )
+            raise
+
+    async def _deliver_http(
+        self,
+        phone: Phone,
+        command: catalog.Command,
+        call_id: str | None,
+        capabilities: Capabilities | None,
+    ) -> CommandResult:
+        """The same command through the phone's REST API, in the same per-phone lane."""
+        if self._routes is None:
+            raise TransportUnavailable.one("transport", "the phone HTTP transport is not set up")
+        exchange = self._routes.exchange(phone, command, capabilities)
+        return await self._on_lane(
+            phone, command, call_id, "http", exchange, _http_result(phone, command, call_id)
+        )
+
+    def _record(self, action_name: str, call: Call, other: Call | None) -> None:
+        """Update the tracker only after the phone accepted the command (a group write)."""
+        after = state_after(action_name, call.state)
+        for tracked in (call, other):
+            if tracked is None:
+                continue
+            if after == ENDED:
+                self.store.remove_call(tracked.call_id)
+            elif tracked is call:
+                self.store.set_call_state(tracked.call_id, after)
+
+    def _record_late(
+        self,
+        late: asyncio.Future[CommandResult],
+        action_name: str,
+        call: Call,
+        other: Call | None,
+    ) -> None:
+        if late.cancelled() or late.exception() is not None:
+            return  # a refusal or no answer: the tracker stays as it was
+        recorded = self.writes.defer(lambda: self._record(action_name, call, other))
+        recorded.add_done_callback(_log_failed_record)
+
+
+def _log_failed_record(recorded: asyncio.Future[None]) -> None:
+    if not recorded.cancelled() and recorded.exception() is not None:
+        log.error("recording the call state failed: %s", recorded.exception())
+
+
+def _sip_result(
+    phone: Phone, command: catalog.Command, call_id: str | None
+) -> Callable[[SipAnswer, float], CommandResult]:
+    def result_of(answer: SipAnswer, latency_ms: float) -> CommandResult:
+        answer = accept_sip_answer(answer)
         log.info(
             "%s to phone %s: %d %s in %.1f ms",
             command.spec.name,
@@ -342,59 +447,16 @@ class CallControl:
             latency_ms=round(latency_ms, 3),
         )
 
-    def _reports_contact_for(self, phone: Phone) -> str:
-        if phone.transport == "tls" and self._reports_contact_tls is not None:
-            if phone.contact.lower().startswith("sips:"):
-                return self._reports_contact_tls
-            return self._reports_contact_tls.replace("sips:", "sip:", 1) + ";transport=tls"
-        return self._reports_contact or self._sender.local_contact
+    return result_of
 
-    async def _on_lane(
-        self,
-        phone: Phone,
-        command: catalog.Command,
-        call_id: str | None,
-        transport: Transport,
-        request: action_uri.OutgoingRequest,
-        accept: Callable[[SipAnswer], Accepted],
-    ) -> tuple[Accepted, float]:
-        """Queue `request` in the phone's lane, judge the answer; a failure carries the facts."""
-        try:
-            delivery = await self._dispatcher.deliver(phone.id, request)
-            accepted = accept(delivery.answer)
-        except RemoteError as exc:
-            exc.context.update(
-                {
-                    "phone": phone.id,
-                    "call_id": call_id,
-                    "command_uri": command.spec.command_uri,
-                    "transport": transport,
-                }
-            )
-            log.warning(
-                "%s to phone %s over %s failed: %s",
-                command.spec.name,
-                phone.id,
-                transport.upper(),
-                exc.detail,
-            )
-            raise
-        return accepted, delivery.latency_ms
 
-    async def _deliver_http(
-        self,
-        phone: Phone,
-        command: catalog.Command,
-        call_id: str | None,
-        capabilities: Capabilities | None,
-    ) -> CommandResult:
-        """The same command through the phone's REST API, in the same per-phone lane."""
-        if self._routes is None:
-            raise TransportUnavailable.one("transport", "the phone HTTP transport is not set up")
-        exchange = self._routes.exchange(phone, command, capabilities)
-        outcome, latency_ms = await self._on_lane(
-            phone, command, call_id, "http", exchange, _accept_http
-        )
+def _http_result(
+    phone: Phone, command: catalog.Command, call_id: str | None
+) -> Callable[[SipAnswer, float], CommandResult]:
+    def result_of(answer: SipAnswer, latency_ms: float) -> CommandResult:
+        # The lane answers an HttpExchange with an HttpAnswer (sipbridge.phone_http).
+        assert isinstance(answer, HttpAnswer), "an HttpExchange is answered by HTTP"
+        outcome = accept_http_answer(answer)
         log.info(
             "%s to phone %s over HTTP: %d (Poly %s) in %.1f ms",
             command.spec.name,
@@ -417,27 +479,33 @@ class CallControl:
             data=outcome.data,
         )
 
-    def _record(self, action_name: str, call: Call, other: Call | None) -> None:
-        """Update the tracker only after the phone accepted the command (a group write)."""
-        after = state_after(action_name, call.state)
-        for tracked in (call, other):
-            if tracked is None:
-                continue
-            if after == ENDED:
-                self.store.remove_call(tracked.call_id)
-            elif tracked is call:
-                self.store.set_call_state(tracked.call_id, after)
+    return result_of
 
 
-def _log_failed_record(recorded: asyncio.Future[None]) -> None:
-    if not recorded.cancelled() and recorded.exception() is not None:
-        log.error("recording the call state failed: %s", recorded.exception())
+def _judged_later(
+    flight: asyncio.Future[Any],
+    result_of: Callable[[SipAnswer, float], CommandResult],
+    started: float,
+    facts: Mapping[str, object],
+) -> asyncio.Future[CommandResult]:
+    """The late answer of a command whose caller got 504, judged like an answer in time."""
+    judged: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
 
+    def judge(done: asyncio.Future[Any]) -> None:
+        try:
+            judged.set_result(result_of(done.result(), (time.perf_counter() - started) * 1000))
+        except SipBridgeError as exc:
+            exc.context.update(facts)
+            judged.set_exception(exc)
+        except BaseException as exc:  # a cancelled flight or a sender's bug: still an ending
+            failure = PhoneUnreachable(f"the command's transaction failed: {exc!r}")
+            failure.context.update(facts)
+            judged.set_exception(failure)
 
-def _accept_http(answer: SipAnswer) -> HttpOutcome:
-    # The lane answers an HttpExchange with an HttpAnswer (sipbridge.phone_http).
-    assert isinstance(answer, HttpAnswer), "an HttpExchange is answered by HTTP"
-    return accept_http_answer(answer)
+    flight.add_done_callback(judge)
+    # Whoever is told about it (the command log) reads the outcome; nobody else has to.
+    judged.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return judged
 
 
 def _validate_body(model: type[ActionBody], body: Mapping[str, Any]) -> ActionBody:

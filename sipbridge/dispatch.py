@@ -5,6 +5,13 @@ gets 403 or waits), so commands for one phone are serialized here, across all ca
 for different phones run concurrently. A phone's queue is bounded; past the bound the caller is
 told to retry (429), which keeps one stuck phone from holding unbounded memory.
 
+Single flight is exact: a phone's lane is held until the transaction on it has really ended
+(its final answer, or Timer F, RFC 3261 §17.1.2.2), never only until a caller stopped waiting.
+The caller's deadline bounds its whole wait; a command that has left is owned by a flight task
+that holds the lane and the cross-process lock until the sender returns, shielded from the
+caller's timeout and cancellation. So a 504 says whether the command left (`sent`), and a
+command that left hands its late answer on (`PhoneTimeout.late`) to be recorded.
+
 With several worker processes (`serve --workers N`) a command also takes the phone's lock in
 `phone_locks.SharedPhoneLocks` once its lane's turn comes, so the rule holds across processes;
 the order among commands for one phone that arrived at different workers is not defined.
@@ -13,6 +20,7 @@ the order among commands for one phone that arrived at different workers is not 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,6 +29,8 @@ from sipbridge.errors import PhoneTimeout, QueueFull
 from sipbridge.phone_locks import SharedPhoneLocks
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.sender import NotifySender
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,13 +61,20 @@ class Dispatcher:
         self._queue_limit = queue_limit
         self._deadline = deadline
         self._lanes: dict[str, _Lane] = {}
+        # Flights whose caller stopped waiting: referenced until they end (asyncio keeps only
+        # weak references to tasks).
+        self._orphans: set[asyncio.Task[SipAnswer]] = set()
 
     def queued(self, phone_id: str) -> int:
         lane = self._lanes.get(phone_id)
         return 0 if lane is None else lane.holders
 
     async def deliver(self, phone_id: str, request: OutgoingRequest) -> Delivery:
-        """Send `request` to the phone when its turn comes; raise if the deadline passes."""
+        """Send `request` when the phone's turn comes; PhoneTimeout if the deadline passes.
+
+        The PhoneTimeout says whether the request left (`sent`); if it did, its transaction
+        goes on holding the lane, and `late` resolves to its answer when it ends.
+        """
         lane = self._lanes.setdefault(phone_id, _Lane())
         if lane.holders >= self._queue_limit:
             raise QueueFull(
@@ -66,28 +83,95 @@ class Dispatcher:
             )
         lane.holders += 1
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        deadline_at = loop.time() + self._deadline
         try:
-            async with asyncio.timeout(self._deadline):
-                async with lane.lock:
-                    answer = await self._send_alone(phone_id, request)
+            if lane.holders == 1 and self._shared_free(phone_id):
+                # Nobody else in this lane: the lock is free and acquire() returns at once,
+                # so no timer is needed (the common case, one command a phone at a time).
+                await lane.lock.acquire()
+            else:
+                async with asyncio.timeout_at(deadline_at):
+                    await self._take(phone_id, lane)
         except TimeoutError as exc:
+            self._leave(phone_id, lane)
             raise PhoneTimeout(
-                f"no answer from phone {phone_id!r} within {self._deadline:g} s"
+                f"phone {phone_id!r} was busy with earlier commands for {self._deadline:g} s; "
+                "this one was not sent",
+                sent=False,
             ) from exc
+        except BaseException:
+            self._leave(phone_id, lane)
+            raise
+        # From here the flight owns the lane: it lets go when the sender returns, whoever waits.
+        flight = loop.create_task(self._sender.send(request))
+        flight.add_done_callback(lambda _: self._land(phone_id, lane))
+        # Wait for the flight or the deadline, whichever comes first, without cancelling it (a
+        # future and a timer: cheaper than asyncio.shield under asyncio.timeout).
+        turn: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not turn.done():
+                turn.set_result(None)
+
+        flight.add_done_callback(wake)
+        timer = loop.call_at(deadline_at, wake, None)
+        try:
+            await turn
+        except BaseException:
+            self._orphan(flight)  # the caller was cancelled: the transaction still runs
+            raise
         finally:
-            lane.holders -= 1
-            if lane.holders == 0:
-                # Idle phones keep no lane: memory stays flat with many phones.
-                del self._lanes[phone_id]
+            timer.cancel()
+            flight.remove_done_callback(wake)
+        if not flight.done():
+            self._orphan(flight)
+            raise PhoneTimeout(
+                f"no final answer from phone {phone_id!r} within {self._deadline:g} s; the "
+                "command was sent, its outcome is not known yet",
+                sent=True,
+                late=flight,
+            )
+        answer = flight.result()  # or the sender's error
         return Delivery(answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
 
-    async def _send_alone(self, phone_id: str, request: OutgoingRequest) -> SipAnswer:
-        """Send while holding the phone's lock in every worker process, if there are several."""
-        locks = self._shared_locks
-        if locks is None:
-            return await self._sender.send(request)
-        await locks.acquire(phone_id)
+    def _shared_free(self, phone_id: str) -> bool:
+        """Take the cross-process lock if no other process holds it (or there is none)."""
+        return self._shared_locks is None or self._shared_locks.try_acquire(phone_id)
+
+    async def _take(self, phone_id: str, lane: _Lane) -> None:
+        """The lane, then the phone's lock in every worker process (if there are several)."""
+        await lane.lock.acquire()
+        if self._shared_locks is None:
+            return
         try:
-            return await self._sender.send(request)
-        finally:
-            locks.release(phone_id)
+            await self._shared_locks.acquire(phone_id)
+        except BaseException:
+            lane.lock.release()
+            raise
+
+    def _land(self, phone_id: str, lane: _Lane) -> None:
+        """The transaction has ended: free the phone for its next command."""
+        if self._shared_locks is not None:
+            self._shared_locks.release(phone_id)
+        lane.lock.release()
+        self._leave(phone_id, lane)
+
+    def _leave(self, phone_id: str, lane: _Lane) -> None:
+        lane.holders -= 1
+        if lane.holders == 0 and self._lanes.get(phone_id) is lane:
+            # Idle phones keep no lane: memory stays flat with many phones.
+            del self._lanes[phone_id]
+
+    def _orphan(self, flight: asyncio.Task[SipAnswer]) -> None:
+        if flight.done():
+            return
+        self._orphans.add(flight)
+        flight.add_done_callback(self._orphans.discard)
+        flight.add_done_callback(_log_orphan_failure)
+
+
+def _log_orphan_failure(flight: asyncio.Task[SipAnswer]) -> None:
+    # Nobody may await a flight whose caller left: retrieve its error so it is not lost.
+    if not flight.cancelled() and flight.exception() is not None:
+        log.info("a command whose caller had left ended with: %s", flight.exception())

@@ -16,7 +16,7 @@
     ├── RemoteError               the phone or the network misbehaved
     │   ├── PhoneRejected         the phone answered with a non-2xx final response
     │   ├── PhoneUnreachable      no route/transport to the phone (local SIP failure)
-    │   ├── PhoneTimeout          no final answer before the deadline
+    │   ├── PhoneTimeout          no final answer before the deadline (says if it was sent)
     │   ├── PhoneRefused          the phone's REST API answered a Poly failure code (4xxx/5xxx)
     │   │   └── PhoneBusy         ... 4001 or 403: busy with another request (retry later)
     │   └── PhoneAuthFailed       the phone's REST API refused our credentials
@@ -32,8 +32,10 @@ The mapping to HTTP statuses and problem bodies lives in one place only:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class SipBridgeError(Exception):
@@ -137,7 +139,21 @@ class PhoneUnreachable(RemoteError):
 
 
 class PhoneTimeout(RemoteError):
+    """No final answer by the deadline. `sent` says whether the command left: if not, it never
+    reached the phone; if so, the phone may have carried it out (the outcome is unknown).
+
+    `late`, when set, is the transaction still under way after its caller's deadline; it
+    resolves when the transaction ends. The dispatcher sets it to the sender's answer;
+    `CallControl` replaces it with its reading of that answer (a `CommandResult`, or the
+    error it raises), which the command log records.
+    """
+
     title = "Phone did not answer in time"
+
+    def __init__(self, detail: str, *, sent: bool, late: asyncio.Future[Any] | None = None) -> None:
+        super().__init__(detail)
+        self.sent = sent
+        self.late = late
 
 
 class PhoneRefused(RemoteError):

@@ -40,7 +40,12 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
             sip_reason=answer.reason,
         )
     if answer.status == 408:
-        raise PhoneTimeout("the phone did not answer the NOTIFY (SIP transaction timed out)")
+        # Timer F: the NOTIFY left and was never answered; the phone may still have acted.
+        raise PhoneTimeout(
+            "the NOTIFY was sent and the phone never answered it (SIP Timer F); its outcome "
+            "is not known",
+            sent=True,
+        )
     detail = f"the NOTIFY could not be sent: {answer.status} {answer.reason}"
     if "certificate verification" in answer.reason.lower():
         # pjsip's words for a failed TLS handshake check (chain or name, RFC 5922 §7).

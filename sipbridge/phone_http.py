@@ -36,7 +36,7 @@ import aiohttp
 from aiohttp import ClientSession, DigestAuthMiddleware
 from pydantic import SecretStr
 
-from sipbridge.errors import PhoneUnreachable
+from sipbridge.errors import PhoneTimeout, PhoneUnreachable
 from sipbridge.profiles import AuthMethod
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.sender import NotifySender
@@ -139,11 +139,21 @@ class PhoneHttpClient:
             self._http = None
 
     async def send(self, exchange: HttpExchange) -> HttpAnswer:
+        """One command, session handling included, within `timeout` as a whole: it holds the
+        phone's lane like a SIP transaction and must end within the same bound."""
         state = self._state(exchange.endpoint)
-        if exchange.endpoint.auth != "session":
-            return await self._request(exchange, state)
-        async with state.lock:
-            return await self._with_session(exchange, state)
+        try:
+            async with asyncio.timeout(self._timeout):
+                if exchange.endpoint.auth != "session":
+                    return await self._request(exchange, state)
+                async with state.lock:
+                    return await self._with_session(exchange, state)
+        except TimeoutError as exc:  # aiohttp's own total timeout, or ours
+            raise PhoneTimeout(
+                f"phone {exchange.endpoint.phone_id} did not answer its REST API within "
+                f"{self._timeout:g} s",
+                sent=True,
+            ) from exc
 
     # -- auth --------------------------------------------------------------------------------
 

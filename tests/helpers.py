@@ -153,6 +153,37 @@ def _received_requests(log_file: Path) -> list[SipRequest]:
     return requests
 
 
+@dataclass(frozen=True)
+class LoggedMessage:
+    """One message in sipp's -trace_msg log, in the order sipp handled them."""
+
+    direction: str  # "received" or "sent"
+    start_line: str
+    call_id: str
+    text: str
+
+
+def wire_log(log_file: Path) -> list[LoggedMessage]:
+    """Every message sipp received and sent, in its own order (it is single-threaded)."""
+    messages = []
+    for chunk in _SEPARATOR.split(log_file.read_text() if log_file.exists() else ""):
+        head, _, message = chunk.strip("\n").partition("\n")
+        direction = next((d for d in ("received", "sent") if f"message {d}" in head), None)
+        if direction is None:
+            continue
+        text = message.lstrip("\n")
+        call_id = re.search(r"^(?:Call-ID|i)\s*:\s*(\S+)", text, re.I | re.M)
+        messages.append(
+            LoggedMessage(
+                direction=direction,
+                start_line=text.split("\n", 1)[0].strip(),
+                call_id=call_id.group(1) if call_id else "",
+                text=text,
+            )
+        )
+    return messages
+
+
 def _key_args(keys: dict[str, str]) -> list[str]:
     return [arg for name, value in keys.items() for arg in ("-key", name, value)]
 

@@ -61,7 +61,7 @@ def pjsua_sender(settings: Settings) -> NotifySender:
     return PjsuaSender(
         host=settings.sip_host,
         port=settings.sip_port,
-        transaction_timeout=settings.sip_transaction_timeout,
+        transaction_timeout=settings.transaction_timeout,
         contact_host=settings.contact_host,
         tls=tls,
     )
@@ -167,7 +167,8 @@ def create_app(
         access = load_access(settings.phone_credentials_file)
         log.info("sip profiles: %s", ", ".join(profiles.names()))
         client = PhoneHttpClient(
-            timeout=settings.command_deadline,
+            # A REST call holds the phone's lane like a NOTIFY: bounded like its transaction.
+            timeout=settings.transaction_timeout,
             tls=tls_context(
                 verify=settings.phone_http_verify_tls, ca_file=settings.phone_http_ca_file
             ),

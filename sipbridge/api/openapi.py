@@ -64,7 +64,9 @@ def _problems(*statuses: int) -> dict[str, Any]:
         "meaning) or could not be reached",
         503: "The tracker database is unavailable, or the phone is busy with another client's "
         "request (Poly 4001; see Retry-After)",
-        504: "No answer from the phone by the deadline",
+        504: "No final answer from the phone by the deadline; `sent` says whether the command "
+        "left (true: the phone may have carried it out, its late answer is recorded in the "
+        "command log and applied to the call) or never left the queue (false)",
     }
     problem = {PROBLEM_CONTENT_TYPE: {"schema": _ref(schemas.Problem)}}
     return {str(s): {"description": text[s], "content": problem} for s in statuses}

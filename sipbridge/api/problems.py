@@ -72,6 +72,9 @@ def from_error(exc: errors.SipBridgeError) -> web.Response:
     if isinstance(exc, errors.PhoneRejected):
         extra["sip_status"] = exc.sip_status
         extra["sip_reason"] = exc.sip_reason
+    if isinstance(exc, errors.PhoneTimeout):
+        # True: the command left and its outcome is unknown; false: it never left the queue.
+        extra["sent"] = exc.sent
     if isinstance(exc, errors.PhoneRefused):
         extra["http_status"] = exc.http_status
         extra["poly_status"] = exc.poly_status

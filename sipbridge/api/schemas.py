@@ -251,6 +251,11 @@ class Problem(_Out):
     http_status: int | None = None
     poly_status: int | None = None
     poly_meaning: str | None = None
+    sent: bool | None = Field(
+        None,
+        description="504 only: true if the command left for the phone (outcome unknown; a late "
+        "answer is recorded in the command log), false if it never left the queue.",
+    )
 
 
 class CommandLogOut(_Out):
@@ -265,6 +270,19 @@ class CommandLogOut(_Out):
     status: int | None = Field(description="The phone's SIP (or HTTP) status, when it answered.")
     reason: str
     latency_ms: float | None
+    sent: bool | None = Field(
+        None, description="For PhoneTimeout: whether the command had left (outcome unknown)."
+    )
+    late_outcome: str | None = Field(
+        None,
+        description="For a PhoneTimeout that had left: how its transaction ended after the 504 "
+        "(ok, PhoneRejected, PhoneTimeout for Timer F, ...); null while under way.",
+    )
+    late_status: int | None = Field(None, description="The phone's status in its late answer.")
+    late_reason: str | None = None
+    late_latency_ms: float | None = Field(
+        None, description="From the command's start to its late answer."
+    )
 
     @classmethod
     def of(cls, entry: CommandLogEntry) -> CommandLogOut:
@@ -280,6 +298,11 @@ class CommandLogOut(_Out):
             status=entry.status,
             reason=entry.reason,
             latency_ms=entry.latency_ms,
+            sent=entry.sent,
+            late_outcome=entry.late_outcome,
+            late_status=entry.late_status,
+            late_reason=entry.late_reason,
+            late_latency_ms=entry.late_latency_ms,
         )
 
 

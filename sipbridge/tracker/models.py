@@ -56,5 +56,12 @@ class CommandLogEntry:
     transport: str | None = None
     status: int | None = None  # the phone's SIP (or HTTP) status when it answered
     latency_ms: float | None = None
+    # A 504's: whether the command left (None for other outcomes), and, when it had left, how
+    # its transaction really ended once it did (`late_outcome` like `outcome`).
+    sent: bool | None = None
+    late_outcome: str | None = None
+    late_status: int | None = None
+    late_reason: str | None = None
+    late_latency_ms: float | None = None
     id: int | None = None
     at: float | None = None

@@ -161,6 +161,15 @@ ALTER TABLE phones_v6 RENAME TO phones;
 ALTER TABLE calls_v6 RENAME TO calls;
 CREATE INDEX calls_by_phone ON calls(phone_id);
 """,
+    # A 504 says whether the command left; one that had left is answered later (or times out
+    # for good), and that late outcome is written onto its entry (`record_late_outcome`).
+    """
+ALTER TABLE commands ADD COLUMN sent INTEGER;
+ALTER TABLE commands ADD COLUMN late_outcome TEXT;
+ALTER TABLE commands ADD COLUMN late_status INTEGER;
+ALTER TABLE commands ADD COLUMN late_reason TEXT;
+ALTER TABLE commands ADD COLUMN late_latency_ms REAL;
+""",
 )
 
 _LOCATE = (
@@ -416,11 +425,13 @@ class TrackerStore:
             ).fetchall()
         return [(r["at"], r["source"], r["action"], r["detail"]) for r in rows]
 
-    def log_command(self, entry: CommandLogEntry) -> None:
+    def log_command(self, entry: CommandLogEntry) -> int:
+        """Append `entry`; returns its id."""
         with _TRANSLATED:
-            self._db.execute(
+            cursor = self._db.execute(
                 "INSERT INTO commands (at, source, phone_id, call_id, command_uri, transport, "
-                "outcome, status, reason, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "outcome, status, reason, latency_ms, sent) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     self.now(),
                     entry.source,
@@ -432,7 +443,26 @@ class TrackerStore:
                     entry.status,
                     entry.reason,
                     entry.latency_ms,
+                    entry.sent,
                 ),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def record_late_outcome(
+        self,
+        entry_id: int,
+        *,
+        outcome: str,
+        status: int | None,
+        reason: str,
+        latency_ms: float | None,
+    ) -> None:
+        """How a command that had timed out for its caller really ended (entry `entry_id`)."""
+        with _TRANSLATED:
+            self._db.execute(
+                "UPDATE commands SET late_outcome = ?, late_status = ?, late_reason = ?, "
+                "late_latency_ms = ? WHERE id = ?",
+                (outcome, status, reason, latency_ms, entry_id),
             )
 
     def prune_command_log(self, keep: int, *, at_most: int = 5_000) -> int:
@@ -466,6 +496,11 @@ class TrackerStore:
                 status=row["status"],
                 reason=row["reason"],
                 latency_ms=row["latency_ms"],
+                sent=None if row["sent"] is None else bool(row["sent"]),
+                late_outcome=row["late_outcome"],
+                late_status=row["late_status"],
+                late_reason=row["late_reason"],
+                late_latency_ms=row["late_latency_ms"],
             )
             for row in rows
         ]

@@ -359,3 +359,22 @@ async def test_phone_busy_with_someone_else_is_503_and_our_commands_share_one_la
     assert query.done()
     status, result = await query
     assert (status, result["transport"]) == (200, "http")
+
+
+async def test_a_rest_call_is_bounded_by_the_transaction_timeout_and_says_it_left(
+    lab, gateway_factory
+):
+    """The phone's REST API holds the lane like a NOTIFY, so it ends within Timer F (1 s
+    here), before the caller's 3 s deadline; the 504 says the request had left."""
+    _phone, sip, _http = await lab.phone("1001", processing_time=2.0)
+    gateway = await gateway_factory(
+        phone_credentials_file=lab.credentials_file(), sip_transaction_timeout=1.0
+    )
+    await register(gateway, "1001", sip.contact, user_agent="PolycomVVX-VVX_411-UA/6.4.3.5018")
+
+    status, problem = await command(gateway, "1001", "deviceInfoV2")
+
+    assert (status, problem["sent"], problem["transport"]) == (504, True, "http"), problem
+    assert "REST API within 1 s" in problem["detail"]  # its own bound, not the deadline
+    page = await (await gateway.get("/v1/commands", headers=AUTH)).json()
+    assert (page["commands"][0]["outcome"], page["commands"][0]["sent"]) == ("PhoneTimeout", True)

@@ -54,3 +54,14 @@ def test_contact_host_never_a_wildcard():
         == "pbx.example.com"
     )
     assert Settings(sip_host="0.0.0.0").contact_host != "0.0.0.0"
+
+
+def test_timer_f_follows_the_deadline_and_never_exceeds_it():
+    assert Settings().transaction_timeout == 4.0  # 0.8 x the 5 s deadline
+    assert Settings(command_deadline=20).transaction_timeout == 16.0
+    assert Settings(command_deadline=60).transaction_timeout == 32.0  # RFC 3261's 64 x T1
+    assert Settings(command_deadline=3, sip_transaction_timeout=3).transaction_timeout == 3
+    with pytest.raises(ValidationError, match="must not exceed command_deadline"):
+        Settings(command_deadline=3, sip_transaction_timeout=4)
+    with pytest.raises(ValidationError, match="at least 1 s"):
+        Settings(command_deadline=0.5)

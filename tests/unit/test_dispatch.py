@@ -1,9 +1,13 @@
 import asyncio
+import contextlib
+import subprocess
+import sys
 
 import pytest
 
 from sipbridge.dispatch import Dispatcher
 from sipbridge.errors import PhoneTimeout, QueueFull
+from sipbridge.phone_locks import SharedPhoneLocks
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 
@@ -75,10 +79,101 @@ async def test_full_queue_refuses_with_retry_after():
     await asyncio.gather(first, second)
 
 
-async def test_deadline_covers_waiting_and_frees_the_lane():
+async def wait_sent(sender: GatedSender, uri: str) -> None:
+    for _ in range(1000):
+        if uri in sender.gates:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{uri} was never sent")
+
+
+async def test_a_command_past_its_deadline_holds_the_lane_until_its_answer():
     sender = GatedSender()
     dispatcher = Dispatcher(sender, queue_limit=5, deadline=0.05)
-    with pytest.raises(PhoneTimeout):
+    with pytest.raises(PhoneTimeout) as info:
         await dispatcher.deliver("A", notify("A-0"))
+    assert info.value.sent is True
+    assert info.value.late is not None and not info.value.late.done()
+    # The phone has not answered A-0: the next command waits, and runs out of time queued.
+    with pytest.raises(PhoneTimeout) as queued:
+        await dispatcher.deliver("A", notify("A-1"))
+    assert queued.value.sent is False
+    assert sender.order == ["sip:A-0@127.0.0.1"]
+    assert dispatcher.queued("A") == 1  # A-0's transaction still holds the lane
+    sender.gates["sip:A-0@127.0.0.1"].set()
+    third = asyncio.create_task(dispatcher.deliver("A", notify("A-2")))
+    late = await info.value.late
+    assert (late.status, late.from_wire) == (200, True)
+    await wait_sent(sender, "sip:A-2@127.0.0.1")
+    sender.gates["sip:A-2@127.0.0.1"].set()
+    with contextlib.suppress(PhoneTimeout):
+        await third
+    assert sender.order == ["sip:A-0@127.0.0.1", "sip:A-2@127.0.0.1"]
+    assert sender.max_in_flight == {"A": 1}
+    await asyncio.sleep(0)
     assert dispatcher.queued("A") == 0
-    assert sender.in_flight["A"] == 0
+
+
+async def test_a_timeout_says_whether_the_command_left_the_queue():
+    sender = GatedSender()
+    dispatcher = Dispatcher(sender, queue_limit=5, deadline=0.05)
+    first = asyncio.create_task(dispatcher.deliver("A", notify("A-0")))
+    second = asyncio.create_task(dispatcher.deliver("A", notify("A-1")))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert all(isinstance(r, PhoneTimeout) for r in results)
+    on_wire, queued = results
+    assert isinstance(on_wire, PhoneTimeout) and isinstance(queued, PhoneTimeout)
+    assert (on_wire.sent, queued.sent) == (True, False)
+    assert queued.late is None
+    assert sender.order == ["sip:A-0@127.0.0.1"]  # A-1 never left
+    sender.gates["sip:A-0@127.0.0.1"].set()
+    assert on_wire.late is not None
+    await on_wire.late
+    await asyncio.sleep(0)
+    assert dispatcher.queued("A") == 0 and sender.in_flight["A"] == 0
+
+
+async def test_a_cancelled_caller_leaves_its_command_holding_the_lane():
+    sender = GatedSender()
+    dispatcher = Dispatcher(sender, queue_limit=5, deadline=5)
+    first = asyncio.create_task(dispatcher.deliver("A", notify("A-0")))
+    await wait_sent(sender, "sip:A-0@127.0.0.1")
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    second = asyncio.create_task(dispatcher.deliver("A", notify("A-1")))
+    for _ in range(20):
+        await asyncio.sleep(0.005)
+    assert sender.order == ["sip:A-0@127.0.0.1"]
+    sender.gates["sip:A-0@127.0.0.1"].set()
+    await wait_sent(sender, "sip:A-1@127.0.0.1")
+    sender.gates["sip:A-1@127.0.0.1"].set()
+    delivery = await second
+    assert delivery.answer.status == 200
+    assert sender.max_in_flight == {"A": 1}
+
+
+async def test_the_shared_lock_is_held_until_the_transaction_ends(tmp_path):
+    """Another process may not take the phone while a timed-out command is still live."""
+    locks = SharedPhoneLocks(tmp_path / "locks")
+    sender = GatedSender()
+    dispatcher = Dispatcher(sender, queue_limit=5, deadline=0.05, shared_locks=locks)
+    with pytest.raises(PhoneTimeout) as info:
+        await dispatcher.deliver("A", notify("A-0"))
+    assert locked_elsewhere(tmp_path / "locks", "A")
+    sender.gates["sip:A-0@127.0.0.1"].set()
+    assert info.value.late is not None
+    await info.value.late
+    await asyncio.sleep(0)
+    assert not locked_elsewhere(tmp_path / "locks", "A")
+    locks.close()
+
+
+def locked_elsewhere(path, phone_id: str) -> bool:
+    """Ask a child process (POSIX locks are per process) whether it can take the lock."""
+    code = (
+        "import sys; from pathlib import Path; from sipbridge.phone_locks import SharedPhoneLocks;"
+        f"sys.exit(0 if SharedPhoneLocks(Path({str(path)!r})).try_acquire({phone_id!r}) else 3)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    return done.returncode == 3

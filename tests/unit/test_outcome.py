@@ -19,8 +19,9 @@ def test_phone_refusal_carries_status_and_reason():
 def test_408_from_the_wire_is_the_phones_answer_but_local_408_is_a_timeout():
     with pytest.raises(PhoneRejected):
         accept_sip_answer(SipAnswer(status=408, reason="Request Timeout", from_wire=True))
-    with pytest.raises(PhoneTimeout):
+    with pytest.raises(PhoneTimeout) as info:
         accept_sip_answer(SipAnswer(status=408, reason="Request Timeout", from_wire=False))
+    assert info.value.sent is True  # Timer F: it left, the phone may have acted on it
 
 
 def test_local_failure_is_unreachable():

@@ -338,3 +338,32 @@ def test_locating_an_unknown_call_says_so(store):
     register(store)
     with pytest.raises(UnknownCall, match="no tracked call"):
         store.locate("nobody@h")
+
+
+def test_migration_7_keeps_old_entries_and_a_late_outcome_lands_on_its_entry(tmp_path, clock):
+    import sqlite3
+
+    from sipbridge.tracker.models import CommandLogEntry
+    from sipbridge.tracker.store import _MIGRATIONS
+
+    path = tmp_path / "v6.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("".join(_MIGRATIONS[:6]) + "PRAGMA user_version = 6;")
+    db.execute(
+        "INSERT INTO commands (at, source, outcome, reason) VALUES (1.0, 'http:x', 'ok', 'OK')"
+    )
+    db.commit()
+    db.close()
+
+    store = TrackerStore(path, clock=clock)
+    [old] = store.command_log()
+    assert (old.outcome, old.sent, old.late_outcome) == ("ok", None, None)
+    entry_id = store.log_command(
+        CommandLogEntry(source="http:y", outcome="PhoneTimeout", reason="no answer", sent=True)
+    )
+    store.record_late_outcome(entry_id, outcome="ok", status=200, reason="OK", latency_ms=2800.0)
+    newest, _ = store.command_log()
+    assert newest.id == entry_id
+    assert (newest.sent, newest.late_outcome, newest.late_status) == (True, "ok", 200)
+    assert (newest.late_reason, newest.late_latency_ms) == ("OK", 2800.0)
+    store.close()
