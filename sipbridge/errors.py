@@ -16,7 +16,10 @@
     ├── RemoteError               the phone or the network misbehaved
     │   ├── PhoneRejected         the phone answered with a non-2xx final response
     │   ├── PhoneUnreachable      no route/transport to the phone (local SIP failure)
+    │   │   ├── ContactUnresolvable   the contact's name has no address (RFC 3263); not sent
+    │   │   └── ContactNotAllowed     the contact resolves outside phone_networks; not sent
     │   ├── PhoneTimeout          no final answer before the deadline
+    │   │   └── ContactResolutionTimeout  DNS did not answer for the contact; not sent
     │   ├── PhoneRefused          the phone's REST API answered a Poly failure code (4xxx/5xxx)
     │   │   └── PhoneBusy         ... 4001 or 403: busy with another request (retry later)
     │   └── PhoneAuthFailed       the phone's REST API refused our credentials
@@ -138,6 +141,23 @@ class PhoneUnreachable(RemoteError):
 
 class PhoneTimeout(RemoteError):
     title = "Phone did not answer in time"
+
+
+# -- resolving a phone's contact (RFC 3263) and phone_networks --------------------------------
+
+
+class ContactUnresolvable(PhoneUnreachable):
+    title = "Phone contact cannot be resolved"
+
+
+class ContactNotAllowed(PhoneUnreachable):
+    """The contact's address lies outside `phone_networks`: nothing goes there, ever."""
+
+    title = "Phone contact outside phone_networks"
+
+
+class ContactResolutionTimeout(PhoneTimeout):
+    title = "DNS did not answer for the phone's contact"
 
 
 class PhoneRefused(RemoteError):

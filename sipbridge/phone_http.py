@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -33,12 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
+import yarl
 from aiohttp import ClientSession, DigestAuthMiddleware
 from pydantic import SecretStr
 
-from sipbridge.errors import PhoneUnreachable
+from sipbridge.errors import ContactNotAllowed, PhoneUnreachable
 from sipbridge.profiles import AuthMethod
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
+from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,33 @@ class _Phone:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+class OutsideNetworksError(OSError):
+    """A name the phone's REST URL uses resolved only to addresses outside phone_networks."""
+
+
+class NetworksResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, keeping only addresses inside `phone_networks`: the phone's password
+    never goes to a host outside them, whatever a name resolves to (aiohttp does not consult
+    the resolver for IP literals; `PhoneHttpClient` checks those itself)."""
+
+    def __init__(self, networks: PhoneNetworks, inner: aiohttp.abc.AbstractResolver) -> None:
+        self._networks = networks
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if self._networks.allows(r["host"])]
+        if not allowed:
+            addresses = ", ".join(r["host"] for r in found)
+            raise OutsideNetworksError(f"{host} resolves to {addresses}, outside phone_networks")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 def tls_context(*, verify: bool, ca_file: Path | None) -> ssl.SSLContext | bool:
     """Phones ship self-signed certificates; verification stays on unless switched off."""
     if not verify:
@@ -116,8 +147,10 @@ class PhoneHttpClient:
         *,
         timeout: float,
         tls: ssl.SSLContext | bool = True,
+        networks: PhoneNetworks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._networks = networks
         self._timeout = timeout
         self._tls = tls
         self._clock = clock
@@ -125,7 +158,12 @@ class PhoneHttpClient:
         self._phones: dict[tuple[str, str, str, str], _Phone] = {}
 
     async def start(self) -> None:
+        connector = None
+        if self._networks is not None:
+            resolver = NetworksResolver(self._networks, aiohttp.DefaultResolver())
+            connector = aiohttp.TCPConnector(resolver=resolver)
         self._http = ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             cookie_jar=aiohttp.DummyCookieJar(),  # the session cookie is sent per phone, by hand
         )
@@ -210,6 +248,16 @@ class PhoneHttpClient:
 
     # -- the wire ----------------------------------------------------------------------------
 
+    def _check_host(self, endpoint: PhoneEndpoint) -> None:
+        """An IP literal outside phone_networks gets nothing, credentials least of all."""
+        if self._networks is None:
+            return
+        why = self._networks.why_not_host(_url_host(endpoint.base_url))
+        if why is not None:
+            raise ContactNotAllowed(
+                f"phone {endpoint.phone_id}: REST URL {endpoint.base_url}: {why}; nothing was sent"
+            )
+
     async def _request(
         self,
         exchange: HttpExchange,
@@ -221,6 +269,7 @@ class PhoneHttpClient:
         if self._http is None:
             raise PhoneUnreachable("the phone HTTP client is not running")
         endpoint = exchange.endpoint
+        self._check_host(endpoint)
         headers = {"Accept": "application/json"}
         if exchange.body:
             headers["Content-Type"] = exchange.content_type
@@ -256,10 +305,23 @@ class PhoneHttpClient:
                     session_cookie=morsel.value if morsel is not None else None,
                     session_max_age=float(max_age) if max_age.isdigit() else None,
                 )
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, OutsideNetworksError):
+                raise ContactNotAllowed(
+                    f"phone {endpoint.phone_id}: REST URL {endpoint.base_url}: {exc.os_error}; "
+                    "nothing was sent"
+                ) from exc
+            raise PhoneUnreachable(
+                f"cannot reach phone {endpoint.phone_id} at {endpoint.base_url}: {exc}"
+            ) from exc
         except (aiohttp.ClientError, ssl.SSLError) as exc:
             raise PhoneUnreachable(
                 f"cannot reach phone {endpoint.phone_id} at {endpoint.base_url}: {exc}"
             ) from exc
+
+
+def _url_host(base_url: str) -> str:
+    return yarl.URL(base_url).raw_host or ""
 
 
 def _exchange(
