@@ -212,7 +212,9 @@ class ResolvingSender:
     Request-URI (`sip:1001@10.0.0.5:5060;transport=tcp`): the phone sees what a phone that
     registered with an IP contact always sees. A route set to the address (the URI left as it
     was) would need one pjsua account per address, and pjsua aborts the process past 8.
-    An outbound proxy is the operator's: its name is resolved but not held to phone_networks.
+    With an outbound proxy the phone's URI is still resolved and held to phone_networks (the
+    proxy would resolve the same name), but left as it is; the proxy's own name is resolved
+    for pjsip and not held to phone_networks (it is the operator's).
     """
 
     def __init__(
@@ -235,16 +237,18 @@ class ResolvingSender:
             uri = parse_uri(request.target_uri)
         except SipParseError as exc:
             raise ContactUnresolvable(f"not a SIP URI: {exc.reason}") from exc
-        if request.proxy is not None:
-            proxy = parse_uri(request.proxy)
-            target = await self._resolver.resolve(proxy)
-            return replace(request, proxy=_with_target(proxy, target, lr=True))
         target = await self._resolver.resolve(uri)
         if not self._networks.allows(target.address):
             raise ContactNotAllowed(
                 f"{uri.host} resolves to {target.address}, outside phone_networks "
                 f"({self._networks.describe()}); nothing was sent"
             )
+        if request.proxy is not None:
+            # The proxy routes by the Request-URI, which stays the phone's own (RFC 3261
+            # §16.6); only the hop to the proxy is handed to pjsip as an address.
+            proxy = parse_uri(request.proxy)
+            hop = await self._resolver.resolve(proxy)
+            return replace(request, proxy=_with_target(proxy, hop, lr=True))
         if rfc3263.ip_literal(uri.host) is not None:
             return request  # already an address: the request leaves unchanged
         return replace(request, target_uri=_with_target(uri, target, lr=False))
