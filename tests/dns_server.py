@@ -24,7 +24,10 @@ class DnsServer(asyncio.DatagramProtocol):
         *,
         silent: bool = False,
     ) -> None:
-        self.records = {(n.lower().rstrip("."), t.upper()): v for n, v in (records or {}).items()}
+        self.records = {
+            (name.lower().rstrip("."), rdtype.upper()): value
+            for (name, rdtype), value in (records or {}).items()
+        }
         self.silent = silent
         self.queries: Counter[tuple[str, str]] = Counter()
         self.transport: asyncio.DatagramTransport | None = None

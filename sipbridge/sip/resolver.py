@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import dns.asyncresolver
 import dns.exception
@@ -82,6 +83,12 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     if rfc3263.ip_literal(host) is None or not 0 < port < 65536:
         raise ValueError(f"not a nameserver address: {text!r}")
     return host, port
+
+
+class Resolver(Protocol):
+    """Turns a SIP URI into the one target a request for it goes to."""
+
+    async def resolve(self, uri: SipUri) -> Target: ...
 
 
 class ContactResolver:
@@ -218,7 +225,7 @@ class ResolvingSender:
     """
 
     def __init__(
-        self, inner: NotifySender, resolver: ContactResolver, networks: PhoneNetworks
+        self, inner: NotifySender, resolver: Resolver, networks: PhoneNetworks
     ) -> None:
         self._inner = inner
         self._resolver = resolver
