@@ -124,9 +124,12 @@ class ContactResolver:
             step = rfc3263.plan(uri)
         except rfc3263.UnresolvableUri as exc:
             raise ContactUnresolvable(f"cannot resolve {uri}: {exc}") from exc
+        until = self._clock() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                targets = await self._walk(step)
+            # dnspython's own lifetime ends each query within the budget (and closes its
+            # socket); this is the backstop for the walk as a whole.
+            async with asyncio.timeout(self.timeout + 0.5):
+                targets = await self._walk(step, until)
         except _Failure as exc:
             raise _translate(exc, uri) from None
         except TimeoutError:
@@ -135,47 +138,52 @@ class ContactResolver:
             raise ContactUnresolvable(f"{uri.host} has no address records")
         return targets[0]
 
-    async def _walk(self, step: rfc3263.Plan) -> list[Target]:
+    async def _walk(self, step: rfc3263.Plan, until: float) -> list[Target]:
         if isinstance(step, rfc3263.Numeric):
             return [step.target]
         if isinstance(step, rfc3263.AddressLookup):
             return [
                 Target(address=a, port=step.port, transport=step.transport)
-                for a in await self._addresses(step.name)
+                for a in await self._addresses(step.name, until)
             ]
         naptr: list[Naptr] = []
         if step.naptr:
-            naptr = [_naptr(r) for r in await self._query(step.name, "NAPTR", absent_ok=True)]
+            found = await self._query(step.name, "NAPTR", until, absent_ok=True)
+            naptr = [_naptr(r) for r in found]
         for srv_name, transport in rfc3263.srv_names(step, naptr):
-            records = [_srv(r) for r in await self._query(srv_name, "SRV", absent_ok=True)]
+            found = await self._query(srv_name, "SRV", until, absent_ok=True)
+            records = [_srv(r) for r in found]
             for record in rfc3263.srv_order(records):
-                addresses = await self._addresses(record.target.rstrip("."), absent_ok=True)
+                addresses = await self._addresses(record.target.rstrip("."), until, absent_ok=True)
                 if addresses:
                     return [
                         Target(address=a, port=record.port, transport=transport)
                         for a in addresses
                     ]
-        return [replace(step.fallback, address=a) for a in await self._addresses(step.name)]
+        addresses = await self._addresses(step.name, until)
+        return [replace(step.fallback, address=a) for a in addresses]
 
-    async def _addresses(self, name: str, *, absent_ok: bool = False) -> list[str]:
+    async def _addresses(self, name: str, until: float, *, absent_ok: bool = False) -> list[str]:
         """A then AAAA (IPv4 first: pjsip's default account sends over IPv4, PJSUA2_NOTES)."""
         known = self._hosts.get(name.lower())
         if known:
             return list(known)
-        found = [str(r) for r in await self._query(name, "A", absent_ok=True)]
-        found += [str(r) for r in await self._query(name, "AAAA", absent_ok=True)]
+        found = [str(r) for r in await self._query(name, "A", until, absent_ok=True)]
+        found += [str(r) for r in await self._query(name, "AAAA", until, absent_ok=True)]
         if not found and not absent_ok:
             raise _Failure("nxdomain", f"{name} has no A or AAAA records")
         return found
 
-    async def _query(self, name: str, rdtype: str, *, absent_ok: bool) -> tuple[object, ...]:
+    async def _query(
+        self, name: str, rdtype: str, until: float, *, absent_ok: bool
+    ) -> tuple[object, ...]:
         key = (name.lower(), rdtype)
         now = self._clock()
         entry = self._cache.get(key)
         if entry is not None and entry.expires_at > now:
             self._cache.move_to_end(key)
         else:
-            entry = await self._ask(name, rdtype, now)
+            entry = await self._ask(name, rdtype, now, until)
             self._remember(key, entry)
         if entry.failure is not None:
             if entry.failure.kind == "nxdomain" and absent_ok:
@@ -183,10 +191,12 @@ class ContactResolver:
             raise entry.failure
         return entry.records or ()
 
-    async def _ask(self, name: str, rdtype: str, now: float) -> _Entry:
+    async def _ask(self, name: str, rdtype: str, now: float, until: float) -> _Entry:
+        if until <= now:
+            return _Entry(expires_at=now, records=None, failure=_timeout(name, self.timeout))
         try:
             answer = await self._dns.resolve(
-                name + ".", rdtype, raise_on_no_answer=False, search=False
+                name + ".", rdtype, raise_on_no_answer=False, search=False, lifetime=until - now
             )
         except dns.resolver.NXDOMAIN:
             return _Entry(expires_at=now + NEGATIVE_TTL, records=())

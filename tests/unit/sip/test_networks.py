@@ -46,9 +46,9 @@ def test_contacts_with_an_address_outside_are_refused_names_wait_for_resolution(
 class StubResolver:
     """Answers from a table; records what was asked."""
 
-    def __init__(self, table):
+    def __init__(self, table: dict[str, Target]) -> None:
         self.table = table
-        self.asked = []
+        self.asked: list[str] = []
 
     async def resolve(self, uri: SipUri) -> Target:
         self.asked.append(str(uri))
