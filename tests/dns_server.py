@@ -71,10 +71,14 @@ class DnsServer(asyncio.DatagramProtocol):
 
 
 async def start_dns(
-    records: dict[tuple[str, str], tuple[int, list[str]]] | None = None, *, silent: bool = False
+    records: dict[tuple[str, str], tuple[int, list[str]]] | None = None,
+    *,
+    silent: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 0,
 ) -> DnsServer:
     loop = asyncio.get_running_loop()
     _, protocol = await loop.create_datagram_endpoint(
-        lambda: DnsServer(records, silent=silent), local_addr=("127.0.0.1", 0)
+        lambda: DnsServer(records, silent=silent), local_addr=(host, port)
     )
     return protocol
