@@ -104,7 +104,7 @@ async def test_serve_with_a_silent_system_dns_keeps_serving_other_phones(tmp_pat
                 ) as response:
                     assert response.status == 200, await response.text()
 
-            async def post(path: str) -> tuple[int, dict]:
+            async def post(path: str) -> tuple[int, dict[str, object]]:
                 async with session.post(base + path, headers=AUTH) as response:
                     return response.status, await response.json()
 
