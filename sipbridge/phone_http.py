@@ -3,6 +3,8 @@
 Auth (manual 002, "REST API authentication and access control methods"):
 
 * basic   -- RFC 7617 on every request (the only method before PVOS 8.3 / 9.2, and on UCS);
+  unless the operator pinned it, only after the phone's own 401 offered Basic and no Digest,
+  so a password goes out in clear only to a phone that has nothing better;
 * digest  -- aiohttp's `DigestAuthMiddleware` (RFC 7616), MD5 or SHA-256, `qop=auth`/`auth-int`;
 * session -- PVOS session tokens: opened once with digest (the phone needs SHA-256 for them),
   reused as the `session` cookie, reopened when the phone says 401 or the lifetime ends,
@@ -17,6 +19,9 @@ sessions). No digest arithmetic is written here.
 `PhoneTransports` puts SIP and HTTP behind the dispatcher's one sender, so the per-phone single
 flight covers both: an HTTP command is an `HttpExchange` (an `OutgoingRequest` with an http(s)
 target) and its answer an `HttpAnswer` (a `SipAnswer` with the body).
+
+Credentials go only to hosts inside `phone_networks`: an IP literal is checked before the
+request, a name by the connector's resolver (`NetworksResolver`) before it connects.
 """
 
 from __future__ import annotations
@@ -65,6 +70,9 @@ class PhoneEndpoint:
     password: SecretStr
     auth: AuthMethod
     session_lifetime: float = 1500.0
+    # `auth` chosen by the operator (the credentials file), not guessed from the profile: a
+    # pinned "basic" sends Basic at once; a guessed one only once the phone has asked for it.
+    auth_pinned: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +89,7 @@ class HttpAnswer(SipAnswer):
 
     body: bytes = b""
     content_type: str = ""
+    challenges: tuple[str, ...] = ()  # WWW-Authenticate values of a 401
     session_cookie: str | None = None  # Set-Cookie: session=...
     session_max_age: float | None = None
 
@@ -100,6 +109,7 @@ class _Phone:
     digest: DigestAuthMiddleware
     session: _Session | None = None
     no_session_until: float = 0.0
+    basic_asked: bool = False  # the phone's 401 offered Basic and no Digest
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -273,15 +283,34 @@ class PhoneHttpClient:
         headers = {"Accept": "application/json"}
         if exchange.body:
             headers["Content-Type"] = exchange.content_type
+        basic = endpoint.auth == "basic" and not force_digest and cookie is None
+        if basic and not (endpoint.auth_pinned or state.basic_asked):
+            # The profile says Basic, but the password goes out in clear only if the phone asks
+            # for it: ask with digest first (RFC 7235 §4.1: the challenge names the schemes).
+            answer = await self._exchange(exchange, headers, (state.digest,))
+            if answer.status != 401 or not _offers_only_basic(answer.challenges):
+                return answer
+            state.basic_asked = True
+            log.info("phone %s offers only Basic auth: using it", endpoint.phone_id)
         middlewares: tuple[DigestAuthMiddleware, ...] = ()
         if cookie is not None:
             headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
-        elif endpoint.auth == "basic" and not force_digest:
+        elif basic:
             headers["Authorization"] = aiohttp.encode_basic_auth(
                 endpoint.user, endpoint.password.get_secret_value()
             )
         else:
             middlewares = (state.digest,)
+        return await self._exchange(exchange, headers, middlewares)
+
+    async def _exchange(
+        self,
+        exchange: HttpExchange,
+        headers: dict[str, str],
+        middlewares: tuple[DigestAuthMiddleware, ...],
+    ) -> HttpAnswer:
+        assert self._http is not None
+        endpoint = exchange.endpoint
         try:
             async with self._http.request(
                 exchange.method,
@@ -300,6 +329,7 @@ class PhoneHttpClient:
                     status=response.status,
                     reason=response.reason or "",
                     from_wire=True,
+                    challenges=tuple(response.headers.getall("WWW-Authenticate", ())),
                     body=body,
                     content_type=response.content_type,
                     session_cookie=morsel.value if morsel is not None else None,
@@ -318,6 +348,11 @@ class PhoneHttpClient:
             raise PhoneUnreachable(
                 f"cannot reach phone {endpoint.phone_id} at {endpoint.base_url}: {exc}"
             ) from exc
+
+
+def _offers_only_basic(challenges: tuple[str, ...]) -> bool:
+    schemes = {c.strip().split(" ", 1)[0].lower() for c in challenges if c.strip()}
+    return "basic" in schemes and "digest" not in schemes
 
 
 def _url_host(base_url: str) -> str:

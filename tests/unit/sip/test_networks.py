@@ -119,3 +119,29 @@ def test_hosts_file_and_nameserver_settings():
     assert parse_nameserver("2001:db8::53") == ("2001:db8::53", 53)
     with pytest.raises(ValueError):
         parse_nameserver("dns.example.com")
+
+
+class StubAiohttpResolver:
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host, port=0, family=0):
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_rest_client_connects_only_to_addresses_inside():
+    """A phone's REST URL on a name: aiohttp may only connect where phone_networks allow."""
+    from sipbridge.phone_http import NetworksResolver, OutsideNetworksError
+
+    networks = PhoneNetworks.parse(["127.0.0.1/32"])
+    mixed = NetworksResolver(networks, StubAiohttpResolver(["192.0.2.1", "127.0.0.1"]))  # type: ignore[arg-type]
+    assert [r["host"] for r in await mixed.resolve("phone.test", 443)] == ["127.0.0.1"]
+    outside = NetworksResolver(networks, StubAiohttpResolver(["127.0.0.2"]))  # type: ignore[arg-type]
+    with pytest.raises(OutsideNetworksError, match="outside phone_networks"):
+        await outside.resolve("phone.test", 443)
