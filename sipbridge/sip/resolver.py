@@ -8,7 +8,8 @@ against `phone_networks`, and hands pjsip a Request-URI whose host is that addre
 
 Answers are cached for their TTL (bounded LRU); "no such name" and "no answer in time" are
 cached for a short while, so a dead name costs one timeout, not one per command. Names in
-/etc/hosts (read once, at start) win over DNS, as for the system resolver (`localhost`).
+/etc/hosts (read once, at start) win over DNS, as for the system resolver (`localhost`): such a
+name is never looked up in DNS at all, not even for NAPTR / SRV (hosts(5) has neither).
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ class ContactResolver:
         self._cache_size = cache_size
         self._clock = clock
 
+    @property
+    def cached(self) -> int:
+        """Answers (and failures) held in the cache."""
+        return len(self._cache)
+
     async def resolve(self, uri: SipUri) -> Target:
         """The first target for `uri`; ContactUnresolvable / ContactResolutionTimeout if none."""
         try:
@@ -146,6 +152,9 @@ class ContactResolver:
                 Target(address=a, port=step.port, transport=step.transport)
                 for a in await self._addresses(step.name, until)
             ]
+        if step.name in self._hosts:
+            # /etc/hosts holds no NAPTR or SRV: RFC 3263 §4.2's last step, at once, without DNS.
+            return [replace(step.fallback, address=a) for a in self._hosts[step.name]]
         naptr: list[Naptr] = []
         if step.naptr:
             found = await self._query(step.name, "NAPTR", until, absent_ok=True)

@@ -240,3 +240,59 @@ async def test_credentials_never_go_to_a_rest_url_outside_phone_networks(
     finally:
         elsewhere.close()
         await elsewhere.wait_closed()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_resolver_caches_for_the_ttl_and_failures_briefly(dns):
+    """dnspython against the test's DNS server; the clock is the test's."""
+    from sipbridge.errors import ContactUnresolvable
+    from sipbridge.sip.resolver import NEGATIVE_TTL, ContactResolver
+    from sipbridge.sip.uri import parse_uri
+
+    server = await dns({("phone.test", "A"): (10, ["127.0.0.7"])})
+    clock = Clock()
+    resolver = ContactResolver(
+        nameservers=(server.address,), timeout=1.0, cache_size=16, hosts={}, clock=clock
+    )
+    uri = parse_uri("sip:1001@phone.test:5060")
+    for _ in range(3):
+        assert (await resolver.resolve(uri)).address == "127.0.0.7"
+    assert server.queries[("phone.test", "A")] == 1
+    clock.now += 11  # past the TTL
+    await resolver.resolve(uri)
+    assert server.queries[("phone.test", "A")] == 2
+
+    gone = parse_uri("sip:1001@gone.test:5060")
+    for _ in range(3):
+        with pytest.raises(ContactUnresolvable, match="no A or AAAA"):
+            await resolver.resolve(gone)
+    assert server.queries[("gone.test", "A")] == 1, "NXDOMAIN is cached too"
+    clock.now += NEGATIVE_TTL + 1
+    with pytest.raises(ContactUnresolvable):
+        await resolver.resolve(gone)
+    assert server.queries[("gone.test", "A")] == 2
+
+    for n in range(20):
+        with pytest.raises(ContactUnresolvable):
+            await resolver.resolve(parse_uri(f"sip:1001@n{n}.test:5060"))
+    assert resolver.cached <= 16, "the cache is bounded"
+
+
+async def test_hosts_file_names_need_no_dns(dns):
+    from sipbridge.sip.resolver import ContactResolver
+    from sipbridge.sip.uri import parse_uri
+
+    dead = await dns(silent=True)
+    resolver = ContactResolver(
+        nameservers=(dead.address,), timeout=0.5, hosts={"localhost": ("127.0.0.1", "::1")}
+    )
+    target = await resolver.resolve(parse_uri("sip:1001@localhost"))
+    assert (target.address, target.port, target.transport) == ("127.0.0.1", 5060, "udp")
+    assert not dead.queries
