@@ -222,6 +222,25 @@ async def test_a_contact_outside_phone_networks_is_422_and_nothing_is_stored(cli
     assert sender.sent == []
 
 
+@pytest.mark.parametrize(
+    "contact",
+    [
+        "sip:1001@169.254.169.254",  # a cloud metadata service
+        "sip:1001@[::ffff:192.0.2.1]",  # IPv4-mapped: judged as the IPv4 address
+        "sip:1001@0.0.0.0",
+        "sip:1001@255.255.255.255",
+        "sip:1001@224.0.0.1;transport=udp",
+        "sip:1001@[::]",
+        "sips:1001@[fe80::1]:5061",
+    ],
+)
+async def test_hostile_contacts_are_refused_with_422_never_500(client, sender, contact):
+    response = await client.put("/v1/phones/1001", json={"contact": contact}, headers=AUTH)
+    body = await problem(response, 422)
+    assert body["errors"][0]["field"] == "contact"
+    assert sender.sent == []
+
+
 async def test_tcp_contact_sets_transport(client, sender):
     await client.put(
         "/v1/phones/1001", json={"contact": "sip:1001@10.0.0.5:5060;transport=tcp"}, headers=AUTH
