@@ -8,6 +8,7 @@ cannot be judged yet) and again on the address a name resolved to, before anythi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from sipbridge.sip.access import Allowlist, Network, parse_networks
@@ -34,6 +35,8 @@ class PhoneNetworks:
     def __init__(self, networks: Iterable[Network]) -> None:
         self.networks = tuple(networks)
         self._allowlist = Allowlist(self.networks)
+        # Checked on every command: the same few thousand phone addresses, asked again and again.
+        self._allows = functools.lru_cache(maxsize=8192)(self._allowlist.allows)
 
     @classmethod
     def parse(cls, cidrs: Iterable[str]) -> PhoneNetworks:
@@ -41,7 +44,7 @@ class PhoneNetworks:
 
     def allows(self, address: str) -> bool:
         """True if the IP address `address` lies in one of the networks (IPv4-mapped too)."""
-        return self._allowlist.allows(bare_host(address))
+        return self._allows(bare_host(address))
 
     def why_not_host(self, host: str) -> str | None:
         """Why `host` (an IP literal) is refused; None if allowed or a name (judged later)."""

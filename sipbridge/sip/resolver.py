@@ -130,6 +130,8 @@ class ContactResolver:
             step = rfc3263.plan(uri)
         except rfc3263.UnresolvableUri as exc:
             raise ContactUnresolvable(f"cannot resolve {uri}: {exc}") from exc
+        if isinstance(step, rfc3263.Numeric):
+            return step.target  # the usual contact: no lookup, no timer
         until = self._clock() + self.timeout
         try:
             # dnspython's own lifetime ends each query within the budget (and closes its

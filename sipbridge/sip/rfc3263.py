@@ -14,6 +14,7 @@ queries this module names and hands the answers back to it; nothing here touches
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -91,6 +92,7 @@ def bare_host(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host.lower()
 
 
+@functools.lru_cache(maxsize=8192)
 def ip_literal(host: str) -> str | None:
     """The host as an IP address text if it is one, else None."""
     try:
@@ -99,6 +101,7 @@ def ip_literal(host: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)  # every command to a phone plans the same contact
 def plan(uri: SipUri) -> Plan:
     """What to look up to reach `uri` (RFC 3263 §4.1 transport, §4.2 port and address)."""
     secure = uri.scheme.lower() == "sips"
