@@ -112,7 +112,8 @@ class ContactResolver:
                 dns.nameserver.Do53Nameserver(host, port) for host, port in servers
             ]
         self._dns.lifetime = timeout
-        self._dns.timeout = timeout
+        # Each server's share of the budget, so a dead first server leaves time for the next.
+        self._dns.timeout = max(0.2, timeout / max(1, len(self._dns.nameservers)))
         self.timeout = timeout
         self._hosts = dict(hosts) if hosts is not None else _system_hosts()
         self._cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()

@@ -296,3 +296,15 @@ async def test_hosts_file_names_need_no_dns(dns):
     target = await resolver.resolve(parse_uri("sip:1001@localhost"))
     assert (target.address, target.port, target.transport) == ("127.0.0.1", 5060, "udp")
     assert not dead.queries
+
+
+async def test_a_dead_first_nameserver_leaves_time_for_the_second(dns):
+    from sipbridge.sip.resolver import ContactResolver
+    from sipbridge.sip.uri import parse_uri
+
+    dead = await dns(silent=True)
+    live = await dns({("phone.test", "A"): (60, ["127.0.0.8"])})
+    resolver = ContactResolver(nameservers=(dead.address, live.address), timeout=1.0, hosts={})
+    target, took = await timed(resolver.resolve(parse_uri("sip:1001@phone.test:5060")))
+    assert target.address == "127.0.0.8"
+    assert dead.queries and took < 1.0
