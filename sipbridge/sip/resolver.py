@@ -176,12 +176,27 @@ class ContactResolver:
         return [replace(step.fallback, address=a) for a in addresses]
 
     async def _addresses(self, name: str, until: float, *, absent_ok: bool = False) -> list[str]:
-        """A then AAAA (IPv4 first: pjsip's default account sends over IPv4, PJSUA2_NOTES)."""
+        """A and AAAA at once, IPv4 first (pjsip's default account sends over IPv4,
+        PJSUA2_NOTES); one of them failing is no failure if the other has addresses."""
         known = self._hosts.get(name.lower())
         if known:
             return list(known)
-        found = [str(r) for r in await self._query(name, "A", until, absent_ok=True)]
-        found += [str(r) for r in await self._query(name, "AAAA", until, absent_ok=True)]
+        answers = await asyncio.gather(
+            self._query(name, "A", until, absent_ok=True),
+            self._query(name, "AAAA", until, absent_ok=True),
+            return_exceptions=True,
+        )
+        found: list[str] = []
+        failures: list[_Failure] = []
+        for answer in answers:
+            if isinstance(answer, _Failure):
+                failures.append(answer)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found += [str(r) for r in answer]
+        if not found and failures:
+            raise failures[0]
         if not found and not absent_ok:
             raise _Failure("nxdomain", f"{name} has no A or AAAA records")
         return found
