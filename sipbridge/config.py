@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sipbridge.sip.networks import DEFAULT_PHONE_NETWORKS
+
 ENV_PREFIX = "SIPBRIDGE_"
 
 
@@ -192,7 +194,38 @@ class Settings(BaseSettings):
         default=None, description="HTTPS private key; default tls_key_file."
     )
 
-    @field_validator("api_keys", "sip_allow", "register_digest_algorithms", mode="before")
+
+    # -- where phones may be, and resolving their contacts (RFC 3263; issue #14 items 1, 3) ---
+    phone_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_PHONE_NETWORKS,
+        min_length=1,
+        description="Networks (CIDR, comma-separated) a phone's contact and REST URL may "
+        "resolve to; anything else is refused (422 / REGISTER 403 / 502 at send time).",
+    )
+    dns_nameservers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="DNS servers (ip or ip:port, comma-separated) for contacts with a host "
+        "name; empty: those of /etc/resolv.conf.",
+    )
+    dns_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Seconds one contact's resolution may take; at most 80 % of "
+        "command_deadline is used, so a dead DNS is reported before the deadline.",
+    )
+    dns_cache_size: int = Field(
+        default=4096, ge=16, le=1_000_000, description="DNS answers kept (for their TTL)."
+    )
+
+    @field_validator(
+        "api_keys",
+        "sip_allow",
+        "register_digest_algorithms",
+        "phone_networks",
+        "dns_nameservers",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """A list setting given as one string (the environment): comma-separated."""
@@ -216,7 +249,7 @@ class Settings(BaseSettings):
             ipaddress.ip_address(value)
         return value
 
-    @field_validator("sip_allow")
+    @field_validator("sip_allow", "phone_networks")
     @classmethod
     def _are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for network in value:
@@ -233,6 +266,15 @@ class Settings(BaseSettings):
                 parse_uri(value)
             except SipParseError as exc:
                 raise ValueError(f"not a SIP URI: {exc.reason}") from exc
+        return value
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _are_nameservers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from sipbridge.sip.resolver import parse_nameserver
+
+        for server in value:
+            parse_nameserver(server)
         return value
 
     @model_validator(mode="after")
@@ -309,6 +351,11 @@ class Settings(BaseSettings):
         if self.sip_tls_port:
             update["sip_tls_port"] = self.sip_tls_port + index
         return self.model_copy(update=update) if update else self
+
+    @property
+    def resolver_timeout(self) -> float:
+        """The DNS budget of one command: within its deadline, with time left to say why."""
+        return min(self.dns_timeout, 0.8 * self.command_deadline)
 
     @property
     def listener_host(self) -> str:

@@ -16,7 +16,10 @@
     ├── RemoteError               the phone or the network misbehaved
     │   ├── PhoneRejected         the phone answered with a non-2xx final response
     │   ├── PhoneUnreachable      no route/transport to the phone (local SIP failure)
+    │   │   ├── ContactUnresolvable   the contact's name has no address (RFC 3263); not sent
+    │   │   └── ContactNotAllowed     the contact resolves outside phone_networks; not sent
     │   ├── PhoneTimeout          no final answer before the deadline (says if it was sent)
+    │   │   └── ContactResolutionTimeout  DNS did not answer for the contact; not sent
     │   ├── PhoneRefused          the phone's REST API answered a Poly failure code (4xxx/5xxx)
     │   │   └── PhoneBusy         ... 4001 or 403: busy with another request (retry later)
     │   └── PhoneAuthFailed       the phone's REST API refused our credentials
@@ -154,6 +157,28 @@ class PhoneTimeout(RemoteError):
         super().__init__(detail)
         self.sent = sent
         self.late = late
+
+
+# -- resolving a phone's contact (RFC 3263) and phone_networks --------------------------------
+
+
+class ContactUnresolvable(PhoneUnreachable):
+    title = "Phone contact cannot be resolved"
+
+
+class ContactNotAllowed(PhoneUnreachable):
+    """The contact's address lies outside `phone_networks`: nothing goes there, ever."""
+
+    title = "Phone contact outside phone_networks"
+
+
+class ContactResolutionTimeout(PhoneTimeout):
+    """DNS gave no answer in time; the command never left (`sent` is always False)."""
+
+    title = "DNS did not answer for the phone's contact"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, sent=False)
 
 
 class PhoneRefused(RemoteError):

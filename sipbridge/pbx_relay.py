@@ -38,7 +38,11 @@ SIP_STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.InvalidInput, 400, "Bad Request"),
     (errors.QueueFull, 503, "Service Unavailable"),
     (errors.PhoneBusy, 503, "Service Unavailable"),
+    # RFC 3261 §21.5.5: 504, an external server (DNS) did not answer in time.
+    (errors.ContactResolutionTimeout, 504, "Server Time-out"),
     (errors.PhoneTimeout, 408, "Request Timeout"),
+    (errors.ContactNotAllowed, 403, "Forbidden"),
+    (errors.ContactUnresolvable, 480, "Temporarily Unavailable"),
     (errors.PhoneUnreachable, 480, "Temporarily Unavailable"),
     (errors.PhoneRefused, 502, "Bad Gateway"),
     (errors.PhoneAuthFailed, 502, "Bad Gateway"),

@@ -3,6 +3,8 @@
 Auth (manual 002, "REST API authentication and access control methods"):
 
 * basic   -- RFC 7617 on every request (the only method before PVOS 8.3 / 9.2, and on UCS);
+  unless the operator pinned it, only after the phone's own 401 offered Basic and no Digest,
+  so a password goes out in clear only to a phone that has nothing better;
 * digest  -- aiohttp's `DigestAuthMiddleware` (RFC 7616), MD5 or SHA-256, `qop=auth`/`auth-int`;
 * session -- PVOS session tokens: opened once with digest (the phone needs SHA-256 for them),
   reused as the `session` cookie, reopened when the phone says 401 or the lifetime ends,
@@ -17,6 +19,9 @@ sessions). No digest arithmetic is written here.
 `PhoneTransports` puts SIP and HTTP behind the dispatcher's one sender, so the per-phone single
 flight covers both: an HTTP command is an `HttpExchange` (an `OutgoingRequest` with an http(s)
 target) and its answer an `HttpAnswer` (a `SipAnswer` with the body).
+
+Credentials go only to hosts inside `phone_networks`: an IP literal is checked before the
+request, a name by the connector's resolver (`NetworksResolver`) before it connects.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -33,12 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
+import yarl
 from aiohttp import ClientSession, DigestAuthMiddleware
 from pydantic import SecretStr
 
-from sipbridge.errors import PhoneTimeout, PhoneUnreachable
+from sipbridge.errors import ContactNotAllowed, PhoneTimeout, PhoneUnreachable
 from sipbridge.profiles import AuthMethod
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
+from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,9 @@ class PhoneEndpoint:
     password: SecretStr
     auth: AuthMethod
     session_lifetime: float = 1500.0
+    # `auth` chosen by the operator (the credentials file), not guessed from the profile: a
+    # pinned "basic" sends Basic at once; a guessed one only once the phone has asked for it.
+    auth_pinned: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +89,7 @@ class HttpAnswer(SipAnswer):
 
     body: bytes = b""
     content_type: str = ""
+    challenges: tuple[str, ...] = ()  # WWW-Authenticate values of a 401
     session_cookie: str | None = None  # Set-Cookie: session=...
     session_max_age: float | None = None
 
@@ -96,7 +109,35 @@ class _Phone:
     digest: DigestAuthMiddleware
     session: _Session | None = None
     no_session_until: float = 0.0
+    basic_asked: bool = False  # the phone's 401 offered Basic and no Digest
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class OutsideNetworksError(OSError):
+    """A name the phone's REST URL uses resolved only to addresses outside phone_networks."""
+
+
+class NetworksResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, keeping only addresses inside `phone_networks`: the phone's password
+    never goes to a host outside them, whatever a name resolves to (aiohttp does not consult
+    the resolver for IP literals; `PhoneHttpClient` checks those itself)."""
+
+    def __init__(self, networks: PhoneNetworks, inner: aiohttp.abc.AbstractResolver) -> None:
+        self._networks = networks
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if self._networks.allows(r["host"])]
+        if not allowed:
+            addresses = ", ".join(r["host"] for r in found)
+            raise OutsideNetworksError(f"{host} resolves to {addresses}, outside phone_networks")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def tls_context(*, verify: bool, ca_file: Path | None) -> ssl.SSLContext | bool:
@@ -116,8 +157,10 @@ class PhoneHttpClient:
         *,
         timeout: float,
         tls: ssl.SSLContext | bool = True,
+        networks: PhoneNetworks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._networks = networks
         self._timeout = timeout
         self._tls = tls
         self._clock = clock
@@ -125,7 +168,12 @@ class PhoneHttpClient:
         self._phones: dict[tuple[str, str, str, str], _Phone] = {}
 
     async def start(self) -> None:
+        connector = None
+        if self._networks is not None:
+            resolver = NetworksResolver(self._networks, aiohttp.DefaultResolver())
+            connector = aiohttp.TCPConnector(resolver=resolver)
         self._http = ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             cookie_jar=aiohttp.DummyCookieJar(),  # the session cookie is sent per phone, by hand
         )
@@ -220,6 +268,16 @@ class PhoneHttpClient:
 
     # -- the wire ----------------------------------------------------------------------------
 
+    def _check_host(self, endpoint: PhoneEndpoint) -> None:
+        """An IP literal outside phone_networks gets nothing, credentials least of all."""
+        if self._networks is None:
+            return
+        why = self._networks.why_not_host(_url_host(endpoint.base_url))
+        if why is not None:
+            raise ContactNotAllowed(
+                f"phone {endpoint.phone_id}: REST URL {endpoint.base_url}: {why}; nothing was sent"
+            )
+
     async def _request(
         self,
         exchange: HttpExchange,
@@ -231,18 +289,38 @@ class PhoneHttpClient:
         if self._http is None:
             raise PhoneUnreachable("the phone HTTP client is not running")
         endpoint = exchange.endpoint
+        self._check_host(endpoint)
         headers = {"Accept": "application/json"}
         if exchange.body:
             headers["Content-Type"] = exchange.content_type
+        basic = endpoint.auth == "basic" and not force_digest and cookie is None
+        if basic and not (endpoint.auth_pinned or state.basic_asked):
+            # The profile says Basic, but the password goes out in clear only if the phone asks
+            # for it: ask with digest first (RFC 7235 §4.1: the challenge names the schemes).
+            answer = await self._exchange(exchange, headers, (state.digest,))
+            if answer.status != 401 or not _offers_only_basic(answer.challenges):
+                return answer
+            state.basic_asked = True
+            log.info("phone %s offers only Basic auth: using it", endpoint.phone_id)
         middlewares: tuple[DigestAuthMiddleware, ...] = ()
         if cookie is not None:
             headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
-        elif endpoint.auth == "basic" and not force_digest:
+        elif basic:
             headers["Authorization"] = aiohttp.encode_basic_auth(
                 endpoint.user, endpoint.password.get_secret_value()
             )
         else:
             middlewares = (state.digest,)
+        return await self._exchange(exchange, headers, middlewares)
+
+    async def _exchange(
+        self,
+        exchange: HttpExchange,
+        headers: dict[str, str],
+        middlewares: tuple[DigestAuthMiddleware, ...],
+    ) -> HttpAnswer:
+        assert self._http is not None
+        endpoint = exchange.endpoint
         try:
             async with self._http.request(
                 exchange.method,
@@ -261,15 +339,34 @@ class PhoneHttpClient:
                     status=response.status,
                     reason=response.reason or "",
                     from_wire=True,
+                    challenges=tuple(response.headers.getall("WWW-Authenticate", ())),
                     body=body,
                     content_type=response.content_type,
                     session_cookie=morsel.value if morsel is not None else None,
                     session_max_age=float(max_age) if max_age.isdigit() else None,
                 )
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, OutsideNetworksError):
+                raise ContactNotAllowed(
+                    f"phone {endpoint.phone_id}: REST URL {endpoint.base_url}: {exc.os_error}; "
+                    "nothing was sent"
+                ) from exc
+            raise PhoneUnreachable(
+                f"cannot reach phone {endpoint.phone_id} at {endpoint.base_url}: {exc}"
+            ) from exc
         except (aiohttp.ClientError, ssl.SSLError) as exc:
             raise PhoneUnreachable(
                 f"cannot reach phone {endpoint.phone_id} at {endpoint.base_url}: {exc}"
             ) from exc
+
+
+def _offers_only_basic(challenges: tuple[str, ...]) -> bool:
+    schemes = {c.strip().split(" ", 1)[0].lower() for c in challenges if c.strip()}
+    return "basic" in schemes and "digest" not in schemes
+
+
+def _url_host(base_url: str) -> str:
+    return yarl.URL(base_url).raw_host or ""
 
 
 def _exchange(

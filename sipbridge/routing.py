@@ -131,6 +131,7 @@ class PhoneRoutes:
             user=access.user or DEFAULT_USER,
             password=access.password,
             auth=auth,
+            auth_pinned=access.auth is not None,
             session_lifetime=capabilities.profile.session_lifetime if capabilities else 1500.0,
         )
         return HttpExchange(

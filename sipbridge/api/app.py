@@ -30,6 +30,8 @@ from sipbridge.profiles import load_profiles
 from sipbridge.routing import PhoneRoutes
 from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
 from sipbridge.sip.listener import ListenerCore, SipListener
+from sipbridge.sip.networks import PhoneNetworks
+from sipbridge.sip.resolver import ContactResolver, ResolvingSender
 from sipbridge.sip.sender import NotifySender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
@@ -107,7 +109,17 @@ def create_app(
         if start is not None:
             start()
         app[keys.SENDER] = sender
-        listener = await _start_listener(app, settings, sender) if primary else None
+        # pjsip is handed addresses only, inside phone_networks (sipbridge.sip.resolver).
+        resolving = ResolvingSender(
+            sender,
+            ContactResolver(
+                nameservers=settings.dns_nameservers,
+                timeout=settings.resolver_timeout,
+                cache_size=settings.dns_cache_size,
+            ),
+            app[keys.PHONE_NETWORKS],
+        )
+        listener = await _start_listener(app, settings, resolving) if primary else None
         # Worker 0's listener takes the phones' reports for every worker (workers > 1 need a
         # fixed listen_port, config.py).
         listen_port = listener.port if listener is not None else settings.listen_port
@@ -116,14 +128,14 @@ def create_app(
             shared_locks = SharedPhoneLocks(settings.data_dir / "phone-locks")
         # One lane per phone for both transports: NOTIFYs and REST calls share the queue.
         dispatcher = Dispatcher(
-            PhoneTransports(sender, app[keys.PHONE_HTTP]),
+            PhoneTransports(resolving, app[keys.PHONE_HTTP]),
             queue_limit=settings.phone_queue_limit,
             deadline=settings.command_deadline,
             shared_locks=shared_locks,
         )
         app[keys.CONTROL] = CallControl(
             app[keys.STORE],
-            sender,
+            resolving,
             dispatcher,
             routes=app[keys.ROUTES],
             reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listen_port}",
@@ -166,7 +178,10 @@ def create_app(
         profiles = load_profiles(settings.sip_profiles_dir)
         access = load_access(settings.phone_credentials_file)
         log.info("sip profiles: %s", ", ".join(profiles.names()))
+        networks = PhoneNetworks.parse(settings.phone_networks)
+        app[keys.PHONE_NETWORKS] = networks
         client = PhoneHttpClient(
+            networks=networks,
             # A REST call holds the phone's lane like a NOTIFY: bounded like its transaction.
             timeout=settings.transaction_timeout,
             tls=tls_context(
@@ -204,7 +219,12 @@ async def _start_listener(
             outbound_proxy=settings.sip_outbound_proxy,
         )
         app[keys.SUBSCRIPTIONS] = subscriptions
-    feed = SipFeed(store, subscriptions, register_auth=_register_auth(settings))
+    feed = SipFeed(
+        store,
+        subscriptions,
+        register_auth=_register_auth(settings),
+        networks=app[keys.PHONE_NETWORKS],
+    )
     app[keys.SIP_FEED] = feed
     core = ListenerCore(
         feed,

@@ -11,6 +11,7 @@ from sipbridge.phone_http import PhoneHttpClient
 from sipbridge.profiles import ProfileBook
 from sipbridge.routing import PhoneRoutes
 from sipbridge.sip.listener import SipListener
+from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.sip_feed import SipFeed
@@ -29,3 +30,4 @@ SIP_FEED = web.AppKey("sip_feed", SipFeed)
 SUBSCRIPTIONS = web.AppKey("subscriptions", DialogSubscriptions)
 COMMAND_LOG = web.AppKey("command_log", CommandLog)
 WORKER = web.AppKey("worker", int)
+PHONE_NETWORKS = web.AppKey("phone_networks", PhoneNetworks)

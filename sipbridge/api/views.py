@@ -36,6 +36,7 @@ from sipbridge.catalog._fields import CALL_ID_PATTERN
 from sipbridge.control import CommandResult
 from sipbridge.errors import InvalidInput, MalformedBody, UnknownPhone, UnsupportedMediaType
 from sipbridge.routing import REQUESTED, Requested
+from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.uri import parse_uri
 from sipbridge.tracker import Phone, TrackerStore, Transport
 from sipbridge.tracker.models import PHONE_ID_PATTERN
@@ -117,11 +118,22 @@ async def put_phone(request: web.Request) -> web.Response:
     if body.profile is not None and request.app[keys.PROFILES].get(body.profile) is None:
         known = ", ".join(request.app[keys.PROFILES].names())
         raise InvalidInput.one("profile", f"no sip profile {body.profile!r}; known: {known}")
-    return _json(PhoneOut.of(_register(request.app[keys.STORE], phone_id, body)))
+    phone = _register(request.app[keys.STORE], request.app[keys.PHONE_NETWORKS], phone_id, body)
+    return _json(PhoneOut.of(phone))
 
 
-def _register(store: TrackerStore, phone_id: str, body: PhoneIn, field: str = "contact") -> Phone:
+def _register(
+    store: TrackerStore,
+    networks: PhoneNetworks,
+    phone_id: str,
+    body: PhoneIn,
+    field: str = "contact",
+) -> Phone:
     contact = parse_uri(body.contact)
+    # An address is judged now; a name when it is resolved, before anything is sent to it.
+    refused = networks.why_not_host(contact.host)
+    if refused is not None:
+        raise InvalidInput.one(field, refused)
     transport: Transport = body.transport or _transport_of(contact.transport, contact.scheme, field)
     return store.register_phone(
         phone_id,
@@ -148,9 +160,10 @@ async def put_phones(request: web.Request) -> web.Response:
     """Register or refresh up to BATCH_LIMIT phones at once: all of them, or none (422)."""
     body = await read_model(request.clone(client_max_size=_BATCH_MAX_BYTES), PhoneBatchIn)
     store = request.app[keys.STORE]
+    networks = request.app[keys.PHONE_NETWORKS]
     with store.transaction():
         for index, item in enumerate(body.phones):
-            _register(store, item.id, item, field=f"phones.{index}.contact")
+            _register(store, networks, item.id, item, field=f"phones.{index}.contact")
     return _json(BatchOut(stored=len(body.phones)))
 
 

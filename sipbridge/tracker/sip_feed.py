@@ -26,6 +26,7 @@ from sipbridge.sip.message import (
     parse_name_addr,
     parse_uri,
 )
+from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.tracker import registrar
 from sipbridge.tracker.events import (
     DIALOG_INFO_TYPE,
@@ -56,9 +57,11 @@ class SipFeed:
         subscriptions: DialogSubscriptions | None,
         *,
         register_auth: RegisterAuth | None = None,
+        networks: PhoneNetworks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._networks = networks
         self._subscriptions = subscriptions
         self._auth = register_auth
         self._clock = clock
@@ -90,6 +93,10 @@ class SipFeed:
                 return refused
         current = self._store.registration(phone_id) if phone_id else None
         decision = registrar.decide(request, current=current, now=self._clock())
+        if decision.bind is not None:
+            refused = self._outside_networks(decision.bind.contact, source, "REGISTER")
+            if refused is not None:
+                return refused
         try:
             if decision.bind is not None:
                 phone = self._bind(decision.bind)
@@ -103,6 +110,16 @@ class SipFeed:
                 status=500, reason="Server Internal Error", headers=(("Retry-After", "5"),)
             )
         return Reply(status=decision.status, reason=decision.reason, headers=decision.headers)
+
+    def _outside_networks(self, contact: str, source: Source, what: str) -> Reply | None:
+        """403 and an audit record for a contact whose address lies outside phone_networks
+        (RFC 3261 §21.4.4: understood, refused); a name is judged when it is resolved."""
+        why = self._networks.why_not_contact(contact) if self._networks is not None else None
+        if why is None:
+            return None
+        log.warning("%s from %s refused: contact %s: %s", what, source, contact, why)
+        self._store.audit(str(source), "contact-refused", f"{what} contact {contact}: {why}"[:500])
+        return Reply(status=403, reason="Contact outside phone_networks")
 
     def _bind(self, binding: registrar.Binding) -> Phone:
         phone = self._store.register_phone(
@@ -221,6 +238,8 @@ class SipFeed:
                     self.forget_phone(phone_id)
                 continue
             contact = active[-1]
+            if self._outside_networks(contact.uri, source, "reginfo NOTIFY") is not None:
+                continue  # one bad contact refuses that registration, not the document
             try:
                 transport = parse_uri(contact.uri).transport or "udp"
                 phone = self._store.register_phone(

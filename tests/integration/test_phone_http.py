@@ -157,6 +157,20 @@ async def test_profiles_with_rest_over_sip_hold_over_sip_and_query_over_http(
     assert result["sip_status"] is None
 
 
+async def test_a_basic_profile_phone_that_offers_digest_never_gets_basic(lab, start_gateway):
+    """Issue #14 item 3: the password goes in clear only to a phone that asks for nothing else."""
+    _phone, sip, http = await lab.phone("1001", auth=("SHA-256",))
+    gateway = await start_gateway()
+    await register(
+        gateway, "1001", sip.contact, user_agent="PolycomVVX-VVX_450-UA/5.9.5.0614"
+    )
+    for _ in range(2):
+        status, listed = await command(gateway, "1001", "/api/v2/webCallControl/callStatus")
+        assert status == 200, listed
+    assert "basic" not in {r[2] for r in http.log.requests}
+    assert {r[2] for r in http.log.requests if r[3] == 200} == {"digest-SHA-256"}
+
+
 @pytest.mark.parametrize(
     "user_agent_string",
     [
@@ -184,7 +198,10 @@ async def test_profiles_without_rest_over_sip_get_call_control_over_http(
     status, result = await command(gateway, "1001", "holdCall", {"Ref": handle})
     assert (status, result["transport"], result["poly_status"]) == (200, "http", 2000), result
     assert call.state == "held"
-    assert sip.phone.received == [] and {r[2] for r in http.log.requests} == {"basic"}
+    # The profile says Basic: asked first without credentials, Basic once the phone offered it.
+    schemes = [(r[2], r[3]) for r in http.log.requests]
+    assert schemes[0] == ("none", 401), schemes
+    assert sip.phone.received == [] and {s for s, _ in schemes[1:]} == {"basic"}
     # Forcing SIP onto it says why it cannot work.
     status, problem = await command(gateway, "1001", "holdCall", {}, transport="sip")
     assert status == 422 and "over SIP" in problem["detail"]

@@ -66,6 +66,8 @@ async def test_a_batch_of_phones_and_calls_is_stored_and_resolves(client):
         ({"id": "p9", "contact": "http://x"}, "phones.2.contact"),
         ({"id": "p9", "contact": "sip:x@h;transport=sctp"}, "phones.2.contact"),
         ({"id": "p9", "contact": "sip:x@h", "surprise": 1}, "phones.2.surprise"),
+        # Issue #14 item 3: an address outside phone_networks (default: private ranges).
+        ({"id": "p9", "contact": "sip:p9@192.0.2.1:5060"}, "phones.2.contact"),
     ],
 )
 async def test_a_bad_phone_in_a_batch_writes_nothing(client, bad, field):

@@ -211,6 +211,36 @@ async def test_feed_validates_contacts(client):
     await problem(await client.put("/v1/calls/x@y", json={"phone": "9999"}, headers=AUTH), 404)
 
 
+async def test_a_contact_outside_phone_networks_is_422_and_nothing_is_stored(client, sender):
+    """Issue #14 item 3: the default phone_networks are loopback and private ranges."""
+    for contact in ("sip:1001@192.0.2.1:5060", "sip:1001@8.8.8.8", "sip:1001@[2001:db8::1]"):
+        response = await client.put("/v1/phones/1001", json={"contact": contact}, headers=AUTH)
+        body = await problem(response, 422)
+        assert body["errors"][0]["field"] == "contact"
+        assert "outside phone_networks" in body["errors"][0]["message"]
+    await problem(await client.get("/v1/phones/1001", headers=AUTH), 404)
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        "sip:1001@169.254.169.254",  # a cloud metadata service
+        "sip:1001@[::ffff:192.0.2.1]",  # IPv4-mapped: judged as the IPv4 address
+        "sip:1001@0.0.0.0",
+        "sip:1001@255.255.255.255",
+        "sip:1001@224.0.0.1;transport=udp",
+        "sip:1001@[::]",
+        "sips:1001@[fe80::1]:5061",
+    ],
+)
+async def test_hostile_contacts_are_refused_with_422_never_500(client, sender, contact):
+    response = await client.put("/v1/phones/1001", json={"contact": contact}, headers=AUTH)
+    body = await problem(response, 422)
+    assert body["errors"][0]["field"] == "contact"
+    assert sender.sent == []
+
+
 async def test_tcp_contact_sets_transport(client, sender):
     await client.put(
         "/v1/phones/1001", json={"contact": "sip:1001@10.0.0.5:5060;transport=tcp"}, headers=AUTH

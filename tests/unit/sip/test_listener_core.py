@@ -174,3 +174,47 @@ def test_register_auth_challenges_then_accepts_only_the_phones_own_credentials(s
     ok = with_credentials("1001", "pw-1001", "z9hG4bK-3").replace(b"CSeq: 1", b"CSeq: 3")
     assert answer(core.receive(ok, PHONE)).status == 200
     assert store.phone("1001").contact == "sip:1001@127.0.0.1:5090"
+
+
+@pytest.fixture
+def guarded(store):
+    from sipbridge.sip.networks import PhoneNetworks
+
+    return ListenerCore(
+        SipFeed(store, None, networks=PhoneNetworks.parse(["127.0.0.0/8"])),
+        allowlist=Allowlist(parse_networks(["127.0.0.0/8"])),
+        rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
+        audit=store.audit,
+    )
+
+
+def test_register_with_a_contact_outside_phone_networks_is_403_and_audited(guarded, store):
+    """Issue #14 item 3: an admitted source cannot point a phone at any host."""
+    request = message("REGISTER", "Contact: <sip:1001@192.0.2.1:5060>", "Expires: 600")
+    response = answer(guarded.receive(request, PHONE))
+    assert response.status == 403
+    assert store.phones() == []
+    [(_, source, action, detail)] = store.audit_records()
+    assert (source, action) == ("udp:127.0.0.1:5060", "contact-refused")
+    assert "192.0.2.1 is outside phone_networks" in detail
+    # Inside, and a host name (judged after resolution, before sending), are recorded.
+    ok = message("REGISTER", "Contact: <sip:1001@127.0.0.9:5060>", branch="z9hG4bK-2")
+    assert answer(guarded.receive(ok.replace(b"CSeq: 1", b"CSeq: 2"), PHONE)).status == 200
+
+
+def test_reginfo_contact_outside_phone_networks_is_not_recorded(guarded, store):
+    body = b"""<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" state="full">
+      <registration aor="sip:1002@pbx.example.com" id="r" state="active">
+        <contact id="c" state="active" event="registered" expires="120"><uri>sip:1002@192.0.2.1:5091</uri></contact>
+      </registration></reginfo>"""
+    notify = message(
+        "NOTIFY",
+        "Event: reg",
+        "Subscription-State: active",
+        "Content-Type: application/reginfo+xml",
+        uri="sip:sipbridge@127.0.0.1",
+        body=body,
+    )
+    assert answer(guarded.receive(notify, PHONE)).status == 200
+    assert store.phones() == []
+    assert [a for _, _, a, _ in store.audit_records()] == ["contact-refused"]
