@@ -148,9 +148,9 @@ class ListenerCore:
         self._allowlist = allowlist
         self._rate_limiter = rate_limiter
         self._audit = audit
-        self._strangers = stranger_budget or TokenBucket(
-            clock, rate=STRANGER_RATE, burst=STRANGER_BURST
-        )
+        if stranger_budget is None:
+            stranger_budget = TokenBucket(clock, rate=STRANGER_RATE, burst=STRANGER_BURST)
+        self._strangers = stranger_budget
         self._answer_udp_strangers = answer_udp_strangers
         self._unrecorded = 0
         self._transactions = ServerTransactions(clock)
@@ -443,9 +443,11 @@ class SipListener:
         self.core = core
         self.host = host
         self.port = port
-        self._limits = connections or ConnectionLimits(
-            max_total=TCP_MAX_CONNECTIONS, max_per_source=TCP_MAX_PER_SOURCE
-        )
+        if connections is None:
+            connections = ConnectionLimits(
+                max_total=TCP_MAX_CONNECTIONS, max_per_source=TCP_MAX_PER_SOURCE
+            )
+        self._limits = connections
         self._idle_timeout = idle_timeout
         self._refused_warning = _ThrottledWarning(
             time.monotonic, "TCP: %d connections over the caps refused (last from %s)"
