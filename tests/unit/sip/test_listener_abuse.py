@@ -70,7 +70,9 @@ def frame(raw: bytes):
 
 def test_udp_strangers_are_dropped_by_default_and_audited_within_the_budget(store, clock):
     core = make_core(store, clock)
-    outs = [core.receive(message("OPTIONS", branch=f"z9hG4bK-{n}"), stranger(n)) for n in range(300)]
+    outs = [
+        core.receive(message("OPTIONS", branch=f"z9hG4bK-{n}"), stranger(n)) for n in range(300)
+    ]
     assert sum(len(o) for o in outs) == 0
     assert store.audit_count() == 10
     assert core.stats.forbidden == 300 and core.stats.strangers_unrecorded == 290
@@ -78,13 +80,17 @@ def test_udp_strangers_are_dropped_by_default_and_audited_within_the_budget(stor
 
 def test_udp_stranger_answers_share_one_budget_across_spoofed_sources(store, clock):
     core = make_core(store, clock, answer_udp=True)
-    outs = [core.receive(message("OPTIONS", branch=f"z9hG4bK-{n}"), stranger(n)) for n in range(300)]
+    outs = [
+        core.receive(message("OPTIONS", branch=f"z9hG4bK-{n}"), stranger(n)) for n in range(300)
+    ]
     answered = [o for o in outs if o]
     assert len(answered) == 10
     assert all(parse_message(o[0]).status == 403 for o in answered)  # type: ignore[union-attr]
     assert store.audit_count() == 10
     clock.now += 1.0  # two more tokens a second
-    later = [core.receive(message("OPTIONS", branch=f"z9hG4bK-x{n}"), stranger(n)) for n in range(50)]
+    later = [
+        core.receive(message("OPTIONS", branch=f"z9hG4bK-x{n}"), stranger(n)) for n in range(50)
+    ]
     assert sum(len(o) for o in later) == 2
 
 
@@ -104,7 +110,9 @@ def test_stream_strangers_get_403_within_the_budget_and_acks_or_responses_nothin
     core = make_core(store, clock, stranger_burst=3)
     tcp = stranger(1, "tcp")
     assert core.receive_message(frame(message("ACK")), tcp) == []
-    response = frame(message("OPTIONS").replace(b"OPTIONS sip:pbx.example.com SIP/2.0", b"SIP/2.0 200 OK"))
+    response = frame(
+        message("OPTIONS").replace(b"OPTIONS sip:pbx.example.com SIP/2.0", b"SIP/2.0 200 OK")
+    )
     assert core.receive_message(response, tcp) == []
     [raw] = core.receive_message(frame(message("OPTIONS")), tcp)
     assert parse_message(raw).status == 403  # type: ignore[union-attr]
@@ -146,7 +154,9 @@ def test_udp_request_over_the_rate_is_dropped(store, clock):
 def test_per_source_state_stays_bounded_under_many_sources(store, clock):
     core = make_core(store, clock, burst=1)
     for n in range(3000):
-        source = Source(host=f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", port=5060, transport="udp")
+        source = Source(
+            host=f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", port=5060, transport="udp"
+        )
         for repeat in range(2):  # the second is over the rate
             core.receive(message("OPTIONS", branch=f"z9hG4bK-{n}-{repeat}"), source)
     for n in range(3000):
