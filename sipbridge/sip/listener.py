@@ -424,11 +424,12 @@ async def bind_udp_and_tcp(
 class SipListener:
     """The core on asyncio sockets: UDP and TCP on one host and port.
 
-    A TCP connection from a stranger is closed as soon as it is accepted; one beyond
-    `connections` (per source host or in total) too. An admitted connection that sends nothing
-    for `idle_timeout` seconds is closed: the default leaves room for RFC 5626 §4.4.1 keep-alives
-    (a CRLF every 95-120 s over TCP), and a phone without them opens a new connection when it
-    next has something to say (RFC 3261 §18.3 lets either side close).
+    A TCP connection from a stranger is closed as soon as it is accepted, before any byte of it
+    is read; one beyond `connections` (per source host or in total) too. An admitted connection
+    that sends nothing (or reads none of its answers) for `idle_timeout` seconds is closed: the
+    default leaves room for RFC 5626 §4.4.1 keep-alives (a CRLF every 95-120 s over TCP), and a
+    phone without them opens a new connection when it next has something to say (RFC 3261 §18.3
+    lets either side close).
     """
 
     def __init__(
@@ -539,7 +540,12 @@ class SipListener:
                     # A broken stream cannot be re-synchronised (§18.3): close it.
                     log.info("closing TCP connection from %s: %s", source, exc.reason)
                     break
-                await writer.drain()
+                # A peer that stops reading holds the connection as surely as a silent one.
+                async with asyncio.timeout(self._idle_timeout):
+                    await writer.drain()
+        except TimeoutError:
+            self.core.stats.idle_closed += 1
+            log.info("closing TCP connection from %s: it does not read its answers", source)
         except ConnectionError:
             pass
         finally:

@@ -6,6 +6,7 @@ A "stranger" on loopback: `sip_allow` is 127.0.0.1/32 and the client binds 127.0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -205,3 +206,32 @@ async def test_tcp_requests_over_the_rate_get_503_with_retry_after(gateway_facto
     assert len([r for r in got if r.status == 200]) + len(busy) == requests
     assert len(busy) >= requests - 5 - 5  # the burst, and a token a second while it runs
     assert all(int(r.headers.get("Retry-After") or "0") >= 1 for r in busy)
+
+
+async def test_a_peer_that_reads_none_of_its_answers_is_closed(gateway_factory):
+    client = await gateway_factory(subscribe_dialogs="none", sip_tcp_idle_timeout=0.5)
+    port = listener_port(client)
+    listener = client.server.app[keys.LISTENER]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills fast
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    try:
+        # Keep sending, never read: the listener's reads never go idle, its writes back up.
+        batch = b"".join(options(n, transport="TCP") for n in range(100))
+        deadline = time.monotonic() + 3.0
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            while time.monotonic() < deadline:
+                await asyncio.wait_for(loop.sock_sendall(sock, batch), deadline - time.monotonic())
+
+        async def closed() -> bool:
+            return listener.open_connections == 0
+
+        started = time.monotonic()
+        while not await closed() and time.monotonic() - started < 5.0:
+            await asyncio.sleep(0.1)
+        assert await closed()
+        assert listener.core.stats.idle_closed == 1
+    finally:
+        sock.close()
