@@ -417,7 +417,11 @@ class TrackerStore:
         delete a prefix by id, through the primary key, without an index on `at`.
         """
         with _TRANSLATED:
-            newest, oldest = self._db.execute("SELECT max(id), min(id) FROM audit").fetchone()
+            # Two subqueries: SQLite reads min() or max() off the key only when each is alone
+            # in its SELECT; together they scan the table (13 ms at 200,000 rows).
+            newest, oldest = self._db.execute(
+                "SELECT (SELECT max(id) FROM audit), (SELECT min(id) FROM audit)"
+            ).fetchone()
             if newest is None:
                 return 0
             below = oldest
