@@ -226,7 +226,7 @@ async def test_a_peer_that_reads_none_of_its_answers_is_closed(gateway_factory):
                 await asyncio.wait_for(loop.sock_sendall(sock, batch), deadline - time.monotonic())
 
         async def closed() -> bool:
-            return listener.open_connections == 0
+            return bool(listener.open_connections == 0)
 
         started = time.monotonic()
         while not await closed() and time.monotonic() - started < 5.0:
