@@ -121,6 +121,51 @@ class Settings(BaseSettings):
         default=200.0, gt=0, description="Requests a second one source may send the listener."
     )
     sip_rate_burst: int = Field(default=400, ge=1, description="Burst above sip_rate_limit.")
+
+    # -- listener abuse: what strangers and floods may cost (issue #14 item 5) ------------------
+    sip_stranger_udp: Literal["drop", "answer"] = Field(
+        default="drop",
+        description="UDP requests from outside sip_allow: dropped (their source may be "
+        "spoofed; a 403 would reflect at it) or answered 403 within sip_stranger_rate.",
+    )
+    sip_stranger_rate: float = Field(
+        default=5.0,
+        gt=0,
+        le=10_000,
+        description="Packets and connections from strangers, all together, a second that are "
+        "audited (and answered 403 where they are answered); the rest are counted and dropped.",
+    )
+    sip_stranger_burst: int = Field(
+        default=20, ge=1, le=100_000, description="Burst above sip_stranger_rate."
+    )
+    sip_audit_max_rows: int = Field(
+        default=100_000,
+        ge=100,
+        le=100_000_000,
+        description="Newest rows the audit table keeps; older ones are pruned.",
+    )
+    sip_audit_max_age: float = Field(
+        default=30 * 86400.0,
+        ge=60,
+        description="Seconds an audit row is kept at most.",
+    )
+    sip_tcp_idle_timeout: float = Field(
+        default=180.0,
+        gt=0,
+        le=86400,
+        description="Seconds a TCP connection to the listener may stay silent before it is "
+        "closed (above RFC 5626's 120 s keep-alive interval).",
+    )
+    sip_tcp_max_connections: int = Field(
+        default=1024, ge=1, le=1_000_000, description="TCP connections the listener keeps open."
+    )
+    sip_tcp_max_per_source: int = Field(
+        default=32,
+        ge=1,
+        le=1_000_000,
+        description="TCP connections one source address may hold open to the listener.",
+    )
+
     subscribe_dialogs: Literal["sip", "all", "none"] = Field(
         default="sip",
         description="Subscribe to dialog events (RFC 4235) of phones learned over SIP, "

@@ -28,7 +28,13 @@ from sipbridge.phone_http import PhoneHttpClient, PhoneTransports, tls_context
 from sipbridge.phone_locks import SharedPhoneLocks
 from sipbridge.profiles import load_profiles
 from sipbridge.routing import PhoneRoutes
-from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
+from sipbridge.sip.access import (
+    Allowlist,
+    ConnectionLimits,
+    RateLimiter,
+    TokenBucket,
+    parse_networks,
+)
 from sipbridge.sip.listener import ListenerCore, SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.resolver import ContactResolver, ResolvingSender
@@ -157,6 +163,7 @@ def create_app(
             background = [
                 loop.create_task(_expire_registrations(app)),
                 loop.create_task(_prune_command_log(app[keys.STORE], settings)),
+                loop.create_task(_prune_audit(app[keys.STORE], settings)),
             ]
         yield
         for task in background:
@@ -233,6 +240,10 @@ async def _start_listener(
             time.monotonic, rate=settings.sip_rate_limit, burst=settings.sip_rate_burst
         ),
         audit=store.audit,
+        stranger_budget=TokenBucket(
+            time.monotonic, rate=settings.sip_stranger_rate, burst=settings.sip_stranger_burst
+        ),
+        answer_udp_strangers=settings.sip_stranger_udp == "answer",
     )
     tls = None
     if settings.listen_tls_port is not None:
@@ -246,6 +257,11 @@ async def _start_listener(
         port=settings.listen_port,
         tls=tls,
         tls_port=settings.listen_tls_port or 0,
+        connections=ConnectionLimits(
+            max_total=settings.sip_tcp_max_connections,
+            max_per_source=settings.sip_tcp_max_per_source,
+        ),
+        idle_timeout=settings.sip_tcp_idle_timeout,
     )
     try:
         await listener.start()
@@ -304,6 +320,24 @@ async def _prune_command_log(store: TrackerStore, settings: Settings, every: flo
             store.prune_command_log(settings.command_log_max_rows)
         except SipBridgeError as exc:
             log.error("could not prune the command log: %s", exc.detail)
+
+
+async def _prune_audit(store: TrackerStore, settings: Settings, every: float = 10.0) -> None:
+    """Keep the audit table within `sip_audit_max_rows` and `sip_audit_max_age`, a short delete
+    at a time (strangers add at most `sip_stranger_rate` rows a second); a full batch means a
+    backlog, worked off in further short batches."""
+    batch = 1_000
+    pause = every
+    while True:
+        await asyncio.sleep(pause)
+        try:
+            gone = store.prune_audit(
+                keep=settings.sip_audit_max_rows, max_age=settings.sip_audit_max_age, at_most=batch
+            )
+        except SipBridgeError as exc:
+            log.error("could not prune the audit table: %s", exc.detail)
+            gone = 0
+        pause = 0.1 if gone >= batch else every
 
 
 async def _expire_registrations(app: web.Application, every: float = 30.0) -> None:

@@ -1,12 +1,15 @@
 """sipbridge's own SIP listener: what a UAS needs around the requests the tracker must hear.
 
 pjsua2 cannot hand REGISTER or event NOTIFYs to Python (PJSUA2_NOTES.md), so they arrive here.
-`ListenerCore` is sans-I/O: bytes and a source in, the bytes to send back out. It checks the
-source against the allowlist (403 and an audit record otherwise) and its rate, parses strictly
-(400 when the request is malformed but answerable, RFC 3261 §8.2), absorbs retransmissions
-(§17.2.2), answers 405 with Allow for methods it does not take (§8.2.1), and hands everything else
-to a `RequestRouter`. `SipListener` puts the core on asyncio UDP and TCP sockets, and TLS when
-given a context (the same stream framing; RFC 3261 §26.2).
+`ListenerCore` is sans-I/O: bytes and a source in, the bytes to send back out. Before it parses,
+answers or records anything it limits: a source outside the allowlist (a stranger) draws from one
+budget shared by all strangers, which bounds their audit records and 403s together (a spoofed UDP
+flood must not turn sipbridge into a reflector or grow the audit table); an admitted source draws
+from its own token bucket. Then it parses strictly (400 when the request is malformed but
+answerable, RFC 3261 §8.2), absorbs retransmissions (§17.2.2), answers 405 with Allow for methods
+it does not take (§8.2.1), and hands everything else to a `RequestRouter`. `SipListener` puts the
+core on asyncio UDP and TCP sockets (and TLS when given a context: the same stream framing,
+RFC 3261 §26.2), closes stranger and idle connections and caps open ones.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sipbridge.sip.access import Allowlist, RateLimiter
+from sipbridge.sip.access import Allowlist, ConnectionLimits, RateLimiter, TokenBucket
 from sipbridge.sip.message import (
     SipMessage,
     SipParseError,
@@ -39,6 +42,13 @@ log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65_535
 MAX_STREAM_BUFFER = 256 * 1024
+# Defaults for a core or listener built without settings; config.py documents the same values.
+STRANGER_RATE = 5.0
+STRANGER_BURST = 20
+TCP_IDLE_TIMEOUT = 180.0
+TCP_MAX_CONNECTIONS = 1024
+TCP_MAX_PER_SOURCE = 32
+_LOG_EVERY = 10.0
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _SAFE_REASON = re.compile(r"[^\x20-\x7e]")
 
@@ -85,12 +95,42 @@ class ListenerStats:
     malformed: int = 0
     forbidden: int = 0
     rate_limited: int = 0
+    strangers_unrecorded: int = 0  # over the stranger budget: neither answered nor audited
     retransmissions: int = 0
+    connections_refused: int = 0  # over a connection cap
+    idle_closed: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
 
 
+class _ThrottledWarning:
+    """A warning at most every `every` seconds, counting the events it stands for: a flood must
+    become neither a flood of log lines nor a table keyed by (spoofable) source."""
+
+    def __init__(self, clock: Callable[[], float], message: str, every: float = _LOG_EVERY) -> None:
+        self._clock = clock
+        self._message = message
+        self._every = every
+        self._last = -1e18
+        self._count = 0
+
+    def note(self, source: Source) -> None:
+        self._count += 1
+        now = self._clock()
+        if now - self._last >= self._every:
+            log.warning(self._message, self._count, source)
+            self._last = now
+            self._count = 0
+
+
 class ListenerCore:
-    """Sans-I/O UAS front: `receive(data, source)` returns the datagrams/segments to send back."""
+    """Sans-I/O UAS front: `receive(data, source)` returns the datagrams/segments to send back.
+
+    `stranger_budget` is shared by every source outside the allowlist: each stranger packet (or
+    connection) that gets a token is audited and, over streams or when `answer_udp_strangers`,
+    answered 403; the rest are counted and dropped. Over UDP the default is to drop even within
+    the budget: a stranger's source address may be spoofed, and a 403 to it reflects traffic at
+    a third party (and tells a scanner that something listens).
+    """
 
     def __init__(
         self,
@@ -99,6 +139,8 @@ class ListenerCore:
         allowlist: Allowlist,
         rate_limiter: RateLimiter,
         audit: AuditSink,
+        stranger_budget: TokenBucket | None = None,
+        answer_udp_strangers: bool = False,
         clock: Callable[[], float] = time.monotonic,
         to_tag: str = "sipbridge",
         send_later: LateSender | None = None,
@@ -109,17 +151,48 @@ class ListenerCore:
         self._allowlist = allowlist
         self._rate_limiter = rate_limiter
         self._audit = audit
+        if stranger_budget is None:
+            stranger_budget = TokenBucket(clock, rate=STRANGER_RATE, burst=STRANGER_BURST)
+        self._strangers = stranger_budget
+        self._answer_udp_strangers = answer_udp_strangers
+        self._unrecorded = 0
         self._transactions = ServerTransactions(clock)
         self._to_tag = to_tag
-        self._last_rate_log: dict[str, float] = {}
+        self._rate_warning = _ThrottledWarning(
+            clock, "rate limit: %d requests over their source's rate (last from %s)"
+        )
+        self._stranger_warning = _ThrottledWarning(
+            clock, "allowlist: %d packets or connections from strangers refused (last from %s)"
+        )
         self._clock = clock
         self.stats = ListenerStats()
 
+    def table_sizes(self) -> dict[str, int]:
+        """Entries in each table the core keeps; each is bounded whatever the traffic."""
+        return {
+            "rate_limiter": len(self._rate_limiter),
+            "transactions": len(self._transactions),
+            "pending": len(self._pending),
+        }
+
+    def admits(self, host: str) -> bool:
+        return self._allowlist.allows(host)
+
     def receive(self, data: bytes, source: Source) -> list[bytes]:
-        """One datagram: admit, parse, handle."""
-        admitted = self._admit(source, _first_line(data))
-        if admitted is not True:
-            return self._answer_raw(data, 403, "Forbidden") if admitted == "forbidden" else []
+        """One datagram: limit, parse, handle."""
+        self.stats.received += 1
+        if not self._allowlist.allows(source.host):
+            if not self._stranger(source, lambda: _first_line(data)):
+                return []
+            if source.transport == "udp" and not self._answer_udp_strangers:
+                return []
+            return self._answer_raw(data, 403, "Forbidden")
+        if not self._rate_limiter.allow(source.host):
+            # Dropped without an answer: over UDP the client retransmits (Timer A / E, RFC 3261
+            # §17.1), so a drop delays the request rather than losing it, and answering a flood
+            # would double it.
+            self._rate_limited(source)
+            return []
         try:
             message = parse_message(data)
         except SipParseError as exc:
@@ -131,27 +204,60 @@ class ListenerCore:
         return self.handle_request(message, source)
 
     def receive_message(self, message: SipMessage, source: Source) -> list[bytes]:
-        """One message already framed by a stream transport: admit, handle."""
-        line = message.method if isinstance(message, SipRequest) else str(message.status)
-        admitted = self._admit(source, line)
-        if admitted == "forbidden" and isinstance(message, SipRequest):
-            return self._answer(message, Reply(status=403, reason="Forbidden"), None, source)
-        if admitted is not True or not isinstance(message, SipRequest):
-            return []
-        return self.handle_request(message, source)
+        """One message already framed by a stream transport: limit, handle.
 
-    def _admit(self, source: Source, what: str) -> bool | str:
+        Over a stream nothing retransmits (Timer A runs on unreliable transports only, RFC 3261
+        §17.1.1.2), so a request over the rate is refused with 503 and Retry-After (§21.5.4)
+        rather than dropped: the sender learns to back off and no request vanishes silently.
+        """
         self.stats.received += 1
+        request = message if isinstance(message, SipRequest) else None
+        answerable = request is not None and request.method != "ACK"
         if not self._allowlist.allows(source.host):
-            self.stats.forbidden += 1
-            self._audit(str(source), "forbidden", what)
-            return "forbidden"
+            if not self._stranger(source, lambda: _describe(message)) or request is None:
+                return []
+            if not answerable:
+                return []
+            return self._answer(request, Reply(status=403, reason="Forbidden"), None, source)
         if not self._rate_limiter.allow(source.host):
-            # Dropped without an answer: answering a flood would double it.
-            self.stats.rate_limited += 1
-            self._log_rate_limited(source)
-            return "limited"
+            self._rate_limited(source)
+            if request is None or not answerable:
+                return []
+            retry_after = str(self._rate_limiter.retry_after(source.host))
+            busy = Reply(
+                status=503, reason="Service Unavailable", headers=(("Retry-After", retry_after),)
+            )
+            return self._answer(request, busy, None, source)
+        if request is None:
+            return []
+        return self.handle_request(request, source)
+
+    def connection_opened(self, source: Source) -> bool:
+        """A stream connection was accepted: True to serve it; a stranger's is refused (and
+        recorded within the stranger budget) before any byte of it is read."""
+        if self._allowlist.allows(source.host):
+            return True
+        self._stranger(source, lambda: "connection")
+        return False
+
+    def _stranger(self, source: Source, describe: Callable[[], str]) -> bool:
+        """Count a stranger's packet; True (audited, may be answered) within the budget."""
+        self.stats.forbidden += 1
+        self._stranger_warning.note(source)
+        if not self._strangers.take():
+            self._unrecorded += 1
+            self.stats.strangers_unrecorded += 1
+            return False
+        detail = describe()
+        if self._unrecorded:
+            detail = f"{detail} [+{self._unrecorded} refused unrecorded before this]"
+            self._unrecorded = 0
+        self._audit(str(source), "forbidden", detail)
         return True
+
+    def _rate_limited(self, source: Source) -> None:
+        self.stats.rate_limited += 1
+        self._rate_warning.note(source)
 
     def handle_request(self, request: SipRequest, source: Source) -> list[bytes]:
         try:
@@ -236,16 +342,19 @@ class ListenerCore:
         response = _salvaged_response(data, status, reason, self._to_tag)
         return [] if response is None else [response]
 
-    def _log_rate_limited(self, source: Source) -> None:
-        now = self._clock()
-        if now - self._last_rate_log.get(source.host, -1e9) >= 10:
-            self._last_rate_log[source.host] = now
-            log.warning("rate limit: dropping requests from %s", source.host)
-
 
 def _first_line(data: bytes) -> str:
     line = data.split(b"\n", 1)[0][:200]
     return _SAFE_REASON.sub("?", line.decode("latin-1")).strip()
+
+
+def _describe(message: SipMessage) -> str:
+    """The start line of a framed message, for an audit record."""
+    if isinstance(message, SipRequest):
+        line = f"{message.method} {message.uri} SIP/2.0"
+    else:
+        line = f"SIP/2.0 {message.status} {message.reason}"
+    return _SAFE_REASON.sub("?", line[:200]).strip()
 
 
 def _salvaged_response(data: bytes, status: int, reason: str, to_tag: str) -> bytes | None:
@@ -317,7 +426,15 @@ async def bind_udp_and_tcp(
 
 class SipListener:
     """The core on asyncio sockets: UDP and TCP on one host and port; TLS on `tls_port` when
-    given a server context (`sipbridge.tls.server_context`)."""
+    given a server context (`sipbridge.tls.server_context`).
+
+    A TCP connection from a stranger is closed as soon as it is accepted, before any byte of it
+    is read; one beyond `connections` (per source host or in total) too. An admitted connection
+    that sends nothing (or reads none of its answers) for `idle_timeout` seconds is closed: the
+    default leaves room for RFC 5626 §4.4.1 keep-alives (a CRLF every 95-120 s over TCP), and a
+    phone without them opens a new connection when it next has something to say (RFC 3261 §18.3
+    lets either side close).
+    """
 
     def __init__(
         self,
@@ -327,12 +444,23 @@ class SipListener:
         port: int,
         tls: ssl.SSLContext | None = None,
         tls_port: int = 0,
+        connections: ConnectionLimits | None = None,
+        idle_timeout: float = TCP_IDLE_TIMEOUT,
     ) -> None:
         self.core = core
         self.host = host
         self.port = port
         self.tls_port: int | None = tls_port if tls is not None else None
         self._tls_context = tls
+        if connections is None:
+            connections = ConnectionLimits(
+                max_total=TCP_MAX_CONNECTIONS, max_per_source=TCP_MAX_PER_SOURCE
+            )
+        self._limits = connections
+        self._idle_timeout = idle_timeout
+        self._refused_warning = _ThrottledWarning(
+            time.monotonic, "TCP: %d connections over the caps refused (last from %s)"
+        )
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tls: asyncio.Server | None = None
@@ -380,18 +508,49 @@ class SipListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def open_connections(self) -> int:
+        return self._limits.total
+
     async def _serve_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str = "tcp"
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        source = Source(host=peer[0], port=int(peer[1]), transport=transport)
+        if not self.core.connection_opened(source):
+            writer.close()
+            return
+        refused = self._limits.open(source.host)
+        if refused is not None:
+            self.core.stats.connections_refused += 1
+            self._refused_warning.note(source)
+            log.debug("refusing TCP connection from %s: %s", source, refused)
+            writer.close()
+            return
+        try:
+            await self._serve_admitted(reader, writer, source)
+        finally:
+            self._limits.close(source.host)
+
+    async def _serve_admitted(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: Source
     ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
-        peer = writer.get_extra_info("peername")
-        source = Source(host=peer[0], port=int(peer[1]), transport=transport)
-        self._writers[(transport, source.host, source.port)] = writer
+        self._writers[(source.transport, source.host, source.port)] = writer
         parser = StreamParser(max_buffer=MAX_STREAM_BUFFER)
         try:
-            while chunk := await reader.read(65_536):
+            while True:
+                try:
+                    async with asyncio.timeout(self._idle_timeout):
+                        chunk = await reader.read(65_536)
+                except TimeoutError:
+                    self.core.stats.idle_closed += 1
+                    log.info("closing TCP connection from %s: idle", source)
+                    break
+                if not chunk:
+                    break
                 try:
                     parser.feed(chunk)
                     while (message := parser.next_message()) is not None:
@@ -401,11 +560,16 @@ class SipListener:
                     # A broken stream cannot be re-synchronised (§18.3): close it.
                     log.info("closing connection from %s: %s", source, exc.reason)
                     break
-                await writer.drain()
+                # A peer that stops reading holds the connection as surely as a silent one.
+                async with asyncio.timeout(self._idle_timeout):
+                    await writer.drain()
+        except TimeoutError:
+            self.core.stats.idle_closed += 1
+            log.info("closing TCP connection from %s: it does not read its answers", source)
         except ConnectionError:
             pass
         finally:
-            self._writers.pop((transport, source.host, source.port), None)
+            self._writers.pop((source.transport, source.host, source.port), None)
             writer.close()
             if task is not None:
                 self._connections.discard(task)

@@ -418,6 +418,41 @@ class TrackerStore:
                 (self.now(), source, action, detail),
             )
 
+    def prune_audit(self, *, keep: int, max_age: float, at_most: int = 5_000) -> int:
+        """Delete audit rows older than `max_age` seconds or beyond the newest `keep`, at most
+        `at_most` of them (a short write beside live traffic); returns how many went.
+
+        Rows are appended with the clock, so the oldest ids are the oldest rows: both rules
+        delete a prefix by id, through the primary key, without an index on `at`.
+        """
+        with _TRANSLATED:
+            # Two subqueries: SQLite reads min() or max() off the key only when each is alone
+            # in its SELECT; together they scan the table (13 ms at 200,000 rows).
+            newest, oldest = self._db.execute(
+                "SELECT (SELECT max(id) FROM audit), (SELECT min(id) FROM audit)"
+            ).fetchone()
+            if newest is None:
+                return 0
+            below = oldest
+            if newest - oldest >= keep:
+                below = newest - keep + 1
+            cutoff = self.now() - max_age
+            row = self._db.execute(
+                "SELECT max(id) FROM (SELECT id, at FROM audit ORDER BY id LIMIT ?) WHERE at < ?",
+                (at_most, cutoff),
+            ).fetchone()
+            if row[0] is not None:
+                below = max(below, row[0] + 1)
+            below = min(below, oldest + at_most)
+            if below <= oldest:
+                return 0
+            cursor = self._db.execute("DELETE FROM audit WHERE id < ?", (below,))
+        return cursor.rowcount
+
+    def audit_count(self) -> int:
+        with _TRANSLATED:
+            return int(self._db.execute("SELECT count(*) FROM audit").fetchone()[0])
+
     def audit_records(self, limit: int = 100) -> list[tuple[float, str, str, str]]:
         with _TRANSLATED:
             rows = self._db.execute(
@@ -469,7 +504,11 @@ class TrackerStore:
         """Delete the oldest entries beyond the newest `keep`, at most `at_most` of them (a
         short write: it runs beside live traffic); returns how many went."""
         with _TRANSLATED:
-            newest, oldest = self._db.execute("SELECT max(id), min(id) FROM commands").fetchone()
+            # Two subqueries, read off the key; one SELECT of both scans the table (107 ms on
+            # the event loop every second at a million rows).
+            newest, oldest = self._db.execute(
+                "SELECT (SELECT max(id) FROM commands), (SELECT min(id) FROM commands)"
+            ).fetchone()
             if newest is None or newest - oldest < keep:
                 return 0
             below = min(newest - keep + 1, oldest + at_most)

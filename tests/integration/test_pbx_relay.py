@@ -214,7 +214,7 @@ async def test_a_command_the_profile_lacks_is_488(relay_gateway, sim_phone):
 
 
 async def test_source_not_allowed_is_403_and_audited(relay_gateway, sim_phone):
-    client, port = await relay_gateway(sip_allow=("10.0.0.0/8",))
+    client, port = await relay_gateway(sip_allow=("10.0.0.0/8",), sip_stranger_udp="answer")
     server = await sim_phone()
     await setup_phone(client, server.contact)
     pbx = Pbx(port)

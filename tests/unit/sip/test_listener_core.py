@@ -75,7 +75,14 @@ def test_retransmission_gets_the_same_response_and_is_handled_once(core, store):
     assert core.stats.retransmissions == 1
 
 
-def test_stranger_gets_403_and_an_audit_record(core, store):
+def test_stranger_gets_403_and_an_audit_record_when_udp_strangers_are_answered(store):
+    core = ListenerCore(
+        SipFeed(store, None),
+        allowlist=Allowlist(parse_networks(["127.0.0.0/8"])),
+        rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
+        audit=store.audit,
+        answer_udp_strangers=True,
+    )
     response = answer(core.receive(message("REGISTER", "Contact: <sip:1001@192.0.2.99>"), STRANGER))
     assert response.status == 403
     assert store.phones() == []
