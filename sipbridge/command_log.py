@@ -11,6 +11,7 @@ only once its entry, and the call state `CallControl` queued just before it, hav
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 
 from sipbridge.control import CommandResult
@@ -35,9 +36,12 @@ class CommandLog:
             return await self._run(source, command)
 
     async def _run(self, source: str, command: Awaitable[CommandResult]) -> CommandResult:
+        started = time.perf_counter()
         try:
             result = await command
         except SipBridgeError as exc:
+            # A failure has no result to time it: its latency is how long the caller waited.
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
             context = exc.context
             status = exc.sip_status if isinstance(exc, PhoneRejected) else None
             await self._write(
@@ -50,6 +54,7 @@ class CommandLog:
                     command_uri=_text(context.get("command_uri")),
                     transport=_text(context.get("transport")),
                     status=status,
+                    latency_ms=latency_ms,
                 )
             )
             raise

@@ -174,3 +174,47 @@ def test_register_auth_challenges_then_accepts_only_the_phones_own_credentials(s
     ok = with_credentials("1001", "pw-1001", "z9hG4bK-3").replace(b"CSeq: 1", b"CSeq: 3")
     assert answer(core.receive(ok, PHONE)).status == 200
     assert store.phone("1001").contact == "sip:1001@127.0.0.1:5090"
+
+
+class SlowRouter:
+    """Answers every NOTIFY later, as the PBX relay does."""
+
+    allowed_methods = ("NOTIFY", "ACK")
+
+    def __init__(self):
+        import asyncio
+
+        self.release = asyncio.Event()
+
+    def handle(self, request, source):
+        from sipbridge.sip.listener import Reply
+
+        async def later():
+            await self.release.wait()
+            return Reply(status=200, reason="OK")
+
+        return later()
+
+
+@pytest.mark.parametrize(("transport", "provisional"), [("udp", []), ("tcp", [100])])
+async def test_a_deferred_non_invite_gets_no_100_over_udp(transport, provisional):
+    """RFC 4320 §4.1: no 100 to a non-INVITE over UDP before Timer E reaches T2; any time over TCP."""
+    router = SlowRouter()
+    sent = []
+    core = ListenerCore(
+        router,
+        allowlist=Allowlist(parse_networks(["127.0.0.0/8"])),
+        rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
+        audit=lambda *_: None,
+        send_later=lambda _, data: sent.append(data),
+    )
+    source = Source(host="127.0.0.1", port=5060, transport=transport)
+    request = message("NOTIFY", "Event: ACTION-URI")
+    now = core.receive(request, source)
+    assert [parse_message(raw).status for raw in now] == provisional
+    # A retransmission before the final answer: absorbed (or the 100 again), never relayed.
+    again = core.receive(request, source)
+    assert [parse_message(raw).status for raw in again] == provisional
+    router.release.set()
+    await core.drain()
+    assert [parse_message(raw).status for raw in sent] == [200]
