@@ -179,7 +179,7 @@ def test_register_auth_challenges_then_accepts_only_the_phones_own_credentials(s
 class SlowRouter:
     """Answers every NOTIFY later, as the PBX relay does."""
 
-    allowed_methods = ("NOTIFY", "ACK")
+    allowed_methods: tuple[str, ...] = ("NOTIFY", "ACK")
 
     def __init__(self):
         import asyncio
