@@ -9,6 +9,7 @@
     │   │   ├── NotSupportedByPhone    the phone's profile lacks the command (says why)
     │   │   └── TransportUnavailable   the command cannot travel over the chosen transport
     │   ├── Unauthorized          no or unknown API key
+    │   │   └── AuthThrottled     ... too many of those from one address (retry later)
     │   ├── NotFound              unknown route, phone, call or action
     │   │   ├── UnknownPhone
     │   │   └── UnknownCall
@@ -99,6 +100,16 @@ class TransportUnavailable(InvalidInput):
 
 class Unauthorized(RequestError):
     title = "Unauthorized"
+
+
+class AuthThrottled(Unauthorized):
+    """A client address failed to authenticate too often; it may try again after a while."""
+
+    title = "Too many failed authentications"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class NotFound(RequestError):

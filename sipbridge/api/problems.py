@@ -24,6 +24,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # SIP twin, with the reasons for each SIP answer, is `pbx_relay.SIP_STATUS`).
 STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.MalformedBody, 400, "malformed-json"),
+    (errors.AuthThrottled, 429, "auth-throttled"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.UnknownPhone, 404, "unknown-phone"),
     (errors.UnknownCall, 404, "unknown-call"),

@@ -19,7 +19,7 @@ ERRORS = [
 def sample(cls, retry_after=None):
     if issubclass(cls, errors.InvalidInput):
         exc = cls([errors.FieldProblem(field="f", message="m")])
-    elif issubclass(cls, errors.QueueFull):
+    elif issubclass(cls, errors.QueueFull | errors.AuthThrottled):
         exc = cls("full", retry_after=retry_after or 5)
     elif issubclass(cls, errors.PhoneRejected):
         exc = cls("no", sip_status=503, sip_reason="Service Unavailable", retry_after=retry_after)
