@@ -105,7 +105,10 @@ def demo(config_file: Path | None, phones: int) -> None:
 async def _serve(
     settings: Settings, *, demo_phones: int, worker: int = 0, config_file: Path | None = None
 ) -> None:
-    app = create_app(settings, worker=worker)
+    try:
+        app = create_app(settings, worker=worker)
+    except SipBridgeError as exc:  # e.g. an api-key file others can read
+        raise click.ClickException(exc.detail) from exc
     runner = web.AppRunner(app, access_log=None)
     try:
         https = _https_context(settings)

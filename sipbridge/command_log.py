@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 
 from sipbridge.control import CommandResult
@@ -40,9 +41,12 @@ class CommandLog:
             return await self._run(source, command)
 
     async def _run(self, source: str, command: Awaitable[CommandResult]) -> CommandResult:
+        started = time.perf_counter()
         try:
             result = await command
         except SipBridgeError as exc:
+            # A failure has no result to time it: its latency is how long the caller waited.
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
             context = exc.context
             entry_id = await self._write(
                 CommandLogEntry(
@@ -55,6 +59,7 @@ class CommandLog:
                     transport=_text(context.get("transport")),
                     status=_status(exc),
                     sent=exc.sent if isinstance(exc, PhoneTimeout) else None,
+                    latency_ms=latency_ms,
                 )
             )
             if isinstance(exc, PhoneTimeout) and exc.late is not None and entry_id is not None:

@@ -196,7 +196,21 @@ class Settings(BaseSettings):
         ge=1,
         le=30,
         description="Seconds a PBX's relayed ACTION-URI NOTIFY may take before sipbridge "
-        "answers it 408 (well under the PBX's 32 s Timer F).",
+        "answers it 504 (never 408, RFC 4320; well under the PBX's 32 s Timer F).",
+    )
+    # -- API authentication throttle (api/throttle.py) --
+    api_auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Failed authentications (401) one client address may have within "
+        "api_auth_failure_window before its requests get 429 with Retry-After.",
+    )
+    api_auth_failure_window: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Seconds of the window in which api_auth_failure_limit counts.",
     )
     sip_outbound_proxy: str | None = Field(
         default=None,

@@ -9,12 +9,14 @@
     │   │   ├── NotSupportedByPhone    the phone's profile lacks the command (says why)
     │   │   └── TransportUnavailable   the command cannot travel over the chosen transport
     │   ├── Unauthorized          no or unknown API key
+    │   │   └── AuthThrottled     ... too many of those from one address (retry later)
     │   ├── NotFound              unknown route, phone, call or action
     │   │   ├── UnknownPhone
     │   │   └── UnknownCall
     │   └── QueueFull             the phone's command queue is full (retry later)
     ├── RemoteError               the phone or the network misbehaved
     │   ├── PhoneRejected         the phone answered with a non-2xx final response
+    │   │   └── PhoneUnavailable  ... 503: the phone is overloaded for now (retry later)
     │   ├── PhoneUnreachable      no route/transport to the phone (local SIP failure)
     │   │   ├── ContactUnresolvable   the contact's name has no address (RFC 3263); not sent
     │   │   └── ContactNotAllowed     the contact resolves outside phone_networks; not sent
@@ -28,9 +30,10 @@
     └── StartupError              a listener or the UA could not start (port in use, bad address)
 
 The mapping to HTTP statuses and problem bodies lives in one place only:
-`sipbridge.api.problems`. Foreign exceptions (`pj.Error`, `sqlite3.Error`, pydantic's
-`ValidationError`, `aiohttp.ClientError`) are translated into these where they enter, with
-`raise ... from exc`.
+`sipbridge.api.problems`; the mapping to SIP answers (the PBX relay) in `sipbridge.pbx_relay`.
+Both add `Retry-After` exactly when the error's `retry_after` is set. Foreign exceptions
+(`pj.Error`, `sqlite3.Error`, pydantic's `ValidationError`, `aiohttp.ClientError`) are translated
+into these where they enter, with `raise ... from exc`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class SipBridgeError(Exception):
     """Base of every error sipbridge raises deliberately."""
 
     title = "sipbridge error"
+    # Seconds after which the caller may try again (both boundaries send it as Retry-After).
+    retry_after: int | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -102,6 +107,16 @@ class Unauthorized(RequestError):
     title = "Unauthorized"
 
 
+class AuthThrottled(Unauthorized):
+    """A client address failed to authenticate too often; it may try again after a while."""
+
+    title = "Too many failed authentications"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class NotFound(RequestError):
     title = "Not found"
 
@@ -129,12 +144,31 @@ class RemoteError(SipBridgeError):
 
 
 class PhoneRejected(RemoteError):
+    """The phone's own non-2xx final answer; `headers` are the ones of it that a relay may have
+    to pass on (a challenge, Allow, Accept...), `retry_after` its Retry-After in seconds."""
+
     title = "Phone rejected the command"
 
-    def __init__(self, detail: str, *, sip_status: int, sip_reason: str) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        sip_status: int,
+        sip_reason: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.sip_status = sip_status
         self.sip_reason = sip_reason
+        self.headers = headers
+        self.retry_after = retry_after
+
+
+class PhoneUnavailable(PhoneRejected):
+    """The phone answered 503: overloaded or starting, for a while (RFC 3261 §21.5.4)."""
+
+    title = "Phone temporarily unavailable"
 
 
 class PhoneUnreachable(RemoteError):

@@ -1,9 +1,10 @@
 """The one place that decides what a phone's answer means for the caller.
 
 A 2xx final response means the phone took the command. Any other final response from the wire is
-the phone's refusal (502 to the caller, with the phone's status and reason). A status the UA made
-up itself is about the path, not the phone: 408 (Timer F, RFC 3261 §17.1.2.2) means no answer;
-anything else means the phone could not be reached.
+the phone's refusal (502 to the caller, with the phone's status and reason; 503 with its
+Retry-After when the phone said 503), carrying the headers of the answer a relay needs. A status
+the UA made up itself is about the path, not the phone: 408 (Timer F, RFC 3261 §17.1.2.2)
+means no answer; anything else means the phone could not be reached.
 
 Over HTTP the phone's REST API answers a Poly status code in its JSON body (manual 002, "Error
 Codes"); `accept_http_answer` turns it into the same kinds of result, with the code and its
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +25,27 @@ from sipbridge.errors import (
     PhoneRefused,
     PhoneRejected,
     PhoneTimeout,
+    PhoneUnavailable,
     PhoneUnreachable,
 )
 from sipbridge.phone_http import HttpAnswer
 from sipbridge.sip.action_uri import SipAnswer
+from sipbridge.sip.message import SipParseError, SipResponse, parse_message
+
+# Headers of a phone's refusal that whoever answers for it may have to pass on (RFC 3261
+# §20: the challenges of 401/407, Allow of 405, Accept* of 415, Allow-Events of 489).
+KEPT_HEADERS = (
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Allow",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Allow-Events",
+)
+_CHALLENGES = frozenset({"WWW-Authenticate", "Proxy-Authenticate"})
+_DELTA_SECONDS = re.compile(r"\s*(\d{1,10})")
+MAX_RETRY_AFTER = 86_400  # a day: a larger value from a phone is a mistake, not advice
 
 
 def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
@@ -34,10 +53,14 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
     if 200 <= answer.status < 300:
         return answer
     if answer.from_wire:
-        raise PhoneRejected(
+        headers, retry_after = _refusal_headers(answer.raw)
+        refusal = PhoneUnavailable if answer.status == 503 else PhoneRejected
+        raise refusal(
             f"the phone answered {answer.status} {answer.reason}",
             sip_status=answer.status,
             sip_reason=answer.reason,
+            headers=headers,
+            retry_after=retry_after,
         )
     if answer.status == 408:
         # Timer F: the NOTIFY left and was never answered; the phone may still have acted.
@@ -119,6 +142,34 @@ def accept_http_answer(answer: HttpAnswer) -> HttpOutcome:
     raise (refusal or PhoneRefused)(
         detail, http_status=answer.status, poly_status=code, poly_meaning=meaning
     )
+
+
+def _refusal_headers(raw: str | None) -> tuple[tuple[tuple[str, str], ...], int | None]:
+    """The kept headers and the Retry-After (seconds, RFC 3261 §20.33) of the phone's answer.
+
+    An answer pjsip accepted but our stricter parser does not yields none: the status and
+    reason still tell what happened.
+    """
+    if raw is None:
+        return (), None
+    try:
+        response = parse_message(raw.encode("utf-8", "surrogateescape"))
+    except (SipParseError, UnicodeError):
+        return (), None
+    if not isinstance(response, SipResponse):
+        return (), None
+    kept: list[tuple[str, str]] = []
+    for name in KEPT_HEADERS:
+        values = response.headers.get_all(name)
+        if name in _CHALLENGES:
+            kept += [(name, value) for value in values]  # one challenge a header line
+        elif values:
+            kept.append((name, ", ".join(values)))  # a comma list (§7.3.1), one line again
+    retry_after = None
+    match = _DELTA_SECONDS.match(response.headers.get("Retry-After") or "")
+    if match:
+        retry_after = min(int(match.group(1)), MAX_RETRY_AFTER)
+    return tuple(kept), retry_after
 
 
 def _json_object(answer: HttpAnswer) -> dict[str, Any] | None:

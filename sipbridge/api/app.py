@@ -16,6 +16,7 @@ from sipbridge.api import keys
 from sipbridge.api.auth import auth_middleware, stored_or_new_key
 from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
+from sipbridge.api.throttle import FailureThrottle
 from sipbridge.api.views import routes
 from sipbridge.command_log import CommandLog
 from sipbridge.config import Settings
@@ -95,6 +96,9 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.WORKER] = worker
     app[keys.API_KEYS] = frozenset(_api_keys(settings))
+    app[keys.AUTH_THROTTLE] = FailureThrottle(
+        limit=settings.api_auth_failure_limit, window=settings.api_auth_failure_window
+    )
     openapi = build_openapi()
 
     async def openapi_view(_: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sipbridge.api.throttle import FailureThrottle
 from sipbridge.command_log import CommandLog
 from sipbridge.config import Settings
 from sipbridge.control import CallControl
@@ -31,3 +32,4 @@ SUBSCRIPTIONS = web.AppKey("subscriptions", DialogSubscriptions)
 COMMAND_LOG = web.AppKey("command_log", CommandLog)
 WORKER = web.AppKey("worker", int)
 PHONE_NETWORKS = web.AppKey("phone_networks", PhoneNetworks)
+AUTH_THROTTLE = web.AppKey("auth_throttle", FailureThrottle)

@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "urn:sipbridge:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-# Most specific first: the first matching class decides.
-_STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
+# Most specific first: the first matching class decides; the last rows catch every error (the
+# SIP twin, with the reasons for each SIP answer, is `pbx_relay.SIP_STATUS`).
+STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.MalformedBody, 400, "malformed-json"),
+    (errors.AuthThrottled, 429, "auth-throttled"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.UnknownPhone, 404, "unknown-phone"),
     (errors.UnknownCall, 404, "unknown-call"),
@@ -33,6 +35,9 @@ _STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.TransportUnavailable, 422, "transport-unavailable"),
     (errors.InvalidInput, 422, "invalid-input"),
     (errors.QueueFull, 429, "phone-queue-full"),
+    (errors.RequestError, 400, "bad-request"),
+    # A phone's 503 is that phone's, for a while: the caller may retry (its Retry-After kept).
+    (errors.PhoneUnavailable, 503, "phone-unavailable"),
     (errors.PhoneRejected, 502, "phone-rejected"),
     (errors.ContactNotAllowed, 502, "phone-contact-not-allowed"),
     (errors.ContactUnresolvable, 502, "phone-contact-unresolvable"),
@@ -42,8 +47,10 @@ _STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.PhoneBusy, 503, "phone-busy"),
     (errors.PhoneRefused, 502, "phone-refused"),
     (errors.PhoneAuthFailed, 502, "phone-auth-failed"),
+    (errors.RemoteError, 502, "bad-gateway"),
     (errors.StoreError, 503, "store-unavailable"),
     (errors.ProfileError, 500, "profile-error"),
+    (errors.SipBridgeError, 500, "internal"),
 )
 
 
@@ -65,7 +72,7 @@ def problem_response(status: int, slug: str, title: str, detail: str, **extra: A
 
 def from_error(exc: errors.SipBridgeError) -> web.Response:
     status, slug = 500, "internal"
-    for cls, code, name in _STATUS:
+    for cls, code, name in STATUS:
         if isinstance(exc, cls):
             status, slug = code, name
             break
@@ -83,7 +90,7 @@ def from_error(exc: errors.SipBridgeError) -> web.Response:
         extra["poly_status"] = exc.poly_status
         extra["poly_meaning"] = exc.poly_meaning
     response = problem_response(status, slug, exc.title, exc.detail, **extra)
-    if isinstance(exc, errors.QueueFull | errors.PhoneBusy):
+    if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

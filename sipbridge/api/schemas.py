@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
 from sipbridge.catalog import CommandSpec
 from sipbridge.catalog._fields import CALL_ID_PATTERN
@@ -31,16 +31,28 @@ def _iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+# What the OpenAPI can say of a SIP URI (the validator below checks the whole RFC 3261 grammar):
+# without it, clients and fuzzers see a free string that the server then refuses.
+_SIP_URI_SCHEMA: dict[str, JsonValue] = {
+    "pattern": r"^[sS][iI][pP][sS]?:[!-~]+$",  # RFC 3261 §25.1: printable ASCII, no spaces
+    "examples": ["sip:1001@10.0.0.5:5060"],
+}
+
+
 class PhoneIn(_In):
     contact: str = Field(
         description="The phone's registered Contact URI, e.g. sip:1001@10.0.0.5:5060.",
         max_length=512,
+        json_schema_extra=_SIP_URI_SCHEMA,
     )
     transport: Literal["udp", "tcp", "tls"] | None = Field(
         None, description="Transport the phone registered over; default from the contact, else udp."
     )
     aor: str | None = Field(
-        None, max_length=512, description="Address of record; default sip:<phone>@<contact host>."
+        None,
+        max_length=512,
+        description="Address of record; default sip:<phone>@<contact host>.",
+        json_schema_extra=_SIP_URI_SCHEMA,
     )
     user_agent: str | None = Field(None, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")
     expires: int = Field(3600, ge=1, le=7 * 86400, description="Seconds the registration lasts.")

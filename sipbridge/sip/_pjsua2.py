@@ -109,15 +109,18 @@ def _attach_token(param: pj.SendRequestParam) -> pj.SipHeader:
 
 
 def _answer(prm: pj.OnSendRequestParam, *, with_raw: bool) -> SipAnswer:
-    """The final answer pjsua reports; the whole message only if asked (a copy per answer)."""
+    """The final answer pjsua reports; the whole message only if asked (a copy per answer) or
+    if it is a refusal, whose headers (Retry-After, a challenge, Allow) the caller may need."""
     tsx_state = prm.e.body.tsxState
     tsx = tsx_state.tsx
     from_wire = tsx_state.type == pj.PJSIP_EVENT_RX_MSG
+    status = int(tsx.statusCode)
+    wanted = with_raw or not 200 <= status < 300
     return SipAnswer(
-        status=int(tsx.statusCode),
+        status=status,
         reason=str(tsx.statusText),
         from_wire=from_wire,
-        raw=tsx_state.src.rdata.wholeMsg if from_wire and with_raw else None,
+        raw=tsx_state.src.rdata.wholeMsg if from_wire and wanted else None,
     )
 
 

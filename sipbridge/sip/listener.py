@@ -76,7 +76,7 @@ class Reply:
 
 class RequestRouter(Protocol):
     """The application behind the listener: one final reply per accepted request, given now
-    (a `Reply`) or later (an awaitable: the core answers 100 Trying meanwhile)."""
+    (a `Reply`) or later (an awaitable: the final answer follows when it is ready)."""
 
     allowed_methods: tuple[str, ...]
 
@@ -294,9 +294,18 @@ class ListenerCore:
         key: TransactionKey,
         source: Source,
     ) -> list[bytes]:
-        """100 Trying now (§17.2.2: it stops the client's retransmissions), the final later."""
-        trying = serialize(build_response(request, 100, "Trying"))
-        self._transactions.provisional(key, trying)
+        """The final answer later; 100 Trying now only where RFC 4320 §4.1 allows it.
+
+        Over UDP a 100 to a non-INVITE must not come before the client's Timer E reaches T2
+        (3.5 s), and after that it changes nothing for the client (it retransmits every T2
+        either way), so none is sent: retransmissions meanwhile are absorbed (§17.2.2). Over
+        TCP a 100 may come at any time (§4.1), and says the request arrived.
+        """
+        now: list[bytes] = []
+        if request.method == "INVITE" or source.transport != "udp":
+            trying = serialize(build_response(request, 100, "Trying"))
+            self._transactions.provisional(key, trying)
+            now.append(trying)
 
         async def finish() -> None:
             try:
@@ -311,7 +320,7 @@ class ListenerCore:
         task = asyncio.get_running_loop().create_task(finish())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-        return [trying]
+        return now
 
     async def drain(self) -> None:
         """Wait for deferred replies still under way (at shutdown)."""

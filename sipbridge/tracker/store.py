@@ -8,6 +8,7 @@ The clock is passed in so expiry is testable without sleeping.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -232,6 +233,42 @@ def _call(values: Sequence[Any]) -> Call:
     )
 
 
+def _private_files(path: Path) -> None:
+    """The database, its WAL and its shared-memory file readable by sipbridge's user alone.
+
+    They hold every phone's contact and the command log. SQLite creates a new database 0644
+    (less the umask) and gives its -wal and -shm files the database's own mode, so the file is
+    made 0600 here before SQLite opens it. A directory the admin made is left as it is (it may
+    be shared on purpose) but a loose one is logged; files of ours with group or other bits
+    set are fixed, and logged.
+    """
+    directory = path.parent
+    if directory.is_dir():
+        mode = directory.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "data directory %s is open to others (mode %o): chmod 700 it", directory, mode
+            )
+    else:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the tracker database {path}: {exc.strerror}") from exc
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = name.stat().st_mode & 0o777
+            if mode & 0o077:
+                name.chmod(0o600)
+                log.warning("%s was open to others (mode %o): made it 600", name, mode)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot restrict {name}: {exc.strerror}") from exc
+
+
 class KeepPin:
     """Marker: leave the phone's pinned profile as it is."""
 
@@ -245,7 +282,7 @@ class TrackerStore:
     def __init__(self, path: Path | str, *, clock: Clock = time.time) -> None:
         self._clock = clock
         if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_files(path)
         with _TRANSLATED:
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._db.row_factory = sqlite3.Row

@@ -169,3 +169,20 @@ def test_serve_generates_a_key_once_and_keeps_it(tmp_path):
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
     assert keys[0] == keys[1] and len(keys[0]) >= 24
+
+
+def test_serve_refuses_an_api_key_file_others_can_read(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    key_file = data / "api-key"
+    key_file.write_text("a-key-of-ours-123\n")
+    key_file.chmod(0o644)
+    result = subprocess.run(
+        [*SIPBRIDGE, "serve"],
+        env=_env(tmp_path, SIPBRIDGE_DATA_DIR=str(data)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert f"chmod 600 {key_file}" in result.stderr and "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ import pytest
 from sipbridge.api import keys
 from sipbridge.sim import SimPhone, SimPhoneServer
 from sipbridge.sip.message import Headers, SipRequest, SipResponse, parse_message, serialize
-from tests.helpers import Kamailio, SippPhone, free_port, run_sipp_uac
+from tests.helpers import SCENARIOS, Kamailio, SippPhone, free_port, run_sipp_uac
 from tests.integration.conftest import AUTH
 
 HOLD = '{"command-URI":"/api/v1/callctrl/holdCall","data":{"Ref":"%s"}}'
@@ -227,7 +227,8 @@ async def test_source_not_allowed_is_403_and_audited(relay_gateway, sim_phone):
     assert client.server.app[keys.STORE].audit_records()[0][2] == "forbidden"
 
 
-async def test_full_queue_is_503_with_retry_after(relay_gateway, sim_phone):
+async def test_full_queue_is_480_with_retry_after(relay_gateway, sim_phone):
+    """One phone's full queue is not sipbridge being down: no 503 (RFC 3261 §16.7 step 6)."""
     client, port = await relay_gateway(phone_queue_limit=1)
     server = await sim_phone(processing_time=1.0)
     call = server.phone.add_call()
@@ -237,7 +238,7 @@ async def test_full_queue_is_503_with_retry_after(relay_gateway, sim_phone):
         first.sock.sendto(first.notify("1001", (HOLD % call.call_id).encode()), first.target)
         await asyncio.sleep(0.2)
         busy = (await second.send(second.notify("1001", (HOLD % call.call_id).encode())))[-1]
-        assert busy.status == 503 and busy.headers.get("Retry-After")
+        assert busy.status == 480 and busy.headers.get("Retry-After")
         assert (await first.collect())[-1].status == 200
     finally:
         first.close()
@@ -245,9 +246,10 @@ async def test_full_queue_is_503_with_retry_after(relay_gateway, sim_phone):
     assert len(server.phone.received) == 1
 
 
-async def test_retransmissions_are_absorbed_and_a_slow_phone_gets_408_in_time(
+async def test_retransmissions_are_absorbed_and_a_slow_phone_gets_504_in_time(
     relay_gateway, tmp_path
 ):
+    """RFC 4320: no 100 Trying over UDP to a non-INVITE (§4.1), no 408 to one (§4.2)."""
     client, port = await relay_gateway(sip_relay_deadline=2.0, command_deadline=10)
     phone = SippPhone(scenario="phone_silent.xml", port=free_port(), workdir=tmp_path).start()
     await setup_phone(client, phone.contact)
@@ -265,9 +267,12 @@ async def test_retransmissions_are_absorbed_and_a_slow_phone_gets_408_in_time(
         pbx.close()
         phone.kill()
     statuses = [r.status for r in responses]
-    assert statuses[0] == 100 and statuses[-1] == 408, statuses
+    assert statuses == [504], statuses
     assert 1.5 < elapsed < 3.5
     phone.finish()
+    log = await (await client.get("/v1/commands", headers=AUTH)).json()
+    [entry] = log["commands"]
+    assert entry["outcome"] == "PhoneTimeout" and 1500 < entry["latency_ms"] < 3500
     notifies = [r for r in phone.received if r.method == "NOTIFY"]
     # One relayed NOTIFY (pjsua's own retransmissions of it share one branch).
     assert len({r.headers.get("Via") for r in notifies}) == 1
@@ -320,3 +325,79 @@ def _post_json(url: str, body: dict[str, object]) -> Any:
     )
     with urllib.request.urlopen(request, timeout=20) as response:
         return json.load(response)
+
+
+def refusing_phone(tmp_path, status: int, reason: str, header: str) -> SippPhone:
+    """sipp as a phone that answers one NOTIFY with `status reason` and `header`."""
+    template = (SCENARIOS / "phone_refusal.xml").read_text()
+    scenario = tmp_path / f"phone_refusal_{status}.xml"
+    scenario.write_text(template.replace("STATUS", str(status)))
+    return SippPhone(
+        scenario=str(scenario),
+        port=free_port(),
+        workdir=tmp_path,
+        keys={"reason": reason, "header": header},
+    ).start()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "header", "relayed", "kept", "dropped"),
+    [
+        # One phone's overload must not make sipbridge look down to the PBX (RFC 3261 §16.7).
+        (503, "Service Unavailable", "Retry-After: 30", 480, ("Retry-After", "30"), None),
+        # The challenge is for sipbridge's NOTIFY; passing it on would be a 401 for the PBX.
+        (
+            401,
+            "Unauthorized",
+            'WWW-Authenticate: Digest realm="phone", nonce="abc"',
+            403,
+            None,
+            "WWW-Authenticate",
+        ),
+        (
+            407,
+            "Proxy Authentication Required",
+            'Proxy-Authenticate: Digest realm="phone", nonce="abc"',
+            403,
+            None,
+            "Proxy-Authenticate",
+        ),
+        (408, "Request Timeout", "X-Phone: 1", 504, None, None),  # RFC 4320 §4.2
+        (405, "Method Not Allowed", "Allow: INVITE, ACK, BYE", 405, ("Allow", "INVITE, ACK, BYE"), None),
+        (486, "Busy Here", "Retry-After: 7", 486, ("Retry-After", "7"), None),
+    ],
+)
+async def test_a_phones_refusal_becomes_what_the_pbx_may_get(
+    relay_gateway, tmp_path, status, reason, header, relayed, kept, dropped
+):
+    client, port = await relay_gateway()
+    phone = refusing_phone(tmp_path, status, reason, header)
+    pbx = Pbx(port)
+    try:
+        await setup_phone(client, phone.contact)
+        final = (await pbx.send(pbx.notify("1001", (HOLD % "relay-1@127.0.0.1").encode())))[-1]
+        assert phone.finish() == 0
+    finally:
+        pbx.close()
+        phone.kill()
+    assert final.status == relayed, (final.status, final.reason)
+    assert (final.headers.get("Warning") or "").startswith('399 sipbridge "')
+    if kept is not None:
+        assert ", ".join(final.headers.get_all(kept[0])) == kept[1]
+    if dropped is not None:
+        assert final.headers.get(dropped) is None
+
+
+async def test_a_phones_503_is_an_http_503_with_its_retry_after(gateway_factory, tmp_path):
+    client = await gateway_factory(subscribe_dialogs="none")
+    phone = refusing_phone(tmp_path, 503, "Service Unavailable", "Retry-After: 30")
+    try:
+        await setup_phone(client, phone.contact)
+        response = await client.post("/v1/calls/relay-1@127.0.0.1/hold", headers=AUTH)
+        assert phone.finish() == 0
+    finally:
+        phone.kill()
+    body = await response.json()
+    assert response.status == 503, body
+    assert response.headers.get("Retry-After") == "30"
+    assert (body["sip_status"], body["type"]) == (503, "urn:sipbridge:problem:phone-unavailable")

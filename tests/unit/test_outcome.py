@@ -37,3 +37,51 @@ def test_failed_tls_verification_says_so():
     )
     with pytest.raises(PhoneUnreachable, match=r"TLS verification of the phone failed.*tls_ca_file"):
         accept_sip_answer(answer)
+
+
+def refusal_raw(status, reason, *headers):
+    lines = [
+        f"SIP/2.0 {status} {reason}",
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1",
+        "From: <sip:sipbridge@127.0.0.1>;tag=a",
+        "To: <sip:1001@127.0.0.1>;tag=b",
+        "Call-ID: c1@127.0.0.1",
+        "CSeq: 1 NOTIFY",
+        *headers,
+        "Content-Length: 0",
+    ]
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def test_a_phones_503_keeps_its_retry_after():
+    from sipbridge.errors import PhoneUnavailable
+
+    raw = refusal_raw(503, "Service Unavailable", "Retry-After: 30 (busy);duration=60")
+    with pytest.raises(PhoneUnavailable) as info:
+        accept_sip_answer(SipAnswer(status=503, reason="Service Unavailable", from_wire=True, raw=raw))
+    assert info.value.retry_after == 30
+
+
+def test_a_challenge_and_allow_are_kept_one_line_each():
+    raw = refusal_raw(
+        401,
+        "Unauthorized",
+        'WWW-Authenticate: Digest realm="a", nonce="1", algorithm=SHA-256',
+        'WWW-Authenticate: Digest realm="a", nonce="2", algorithm=MD5',
+        "Allow: INVITE, ACK",
+        "Allow: BYE",
+    )
+    with pytest.raises(PhoneRejected) as info:
+        accept_sip_answer(SipAnswer(status=401, reason="Unauthorized", from_wire=True, raw=raw))
+    assert info.value.headers == (
+        ("WWW-Authenticate", 'Digest realm="a", nonce="1", algorithm=SHA-256'),
+        ("WWW-Authenticate", 'Digest realm="a", nonce="2", algorithm=MD5'),
+        ("Allow", "INVITE, ACK, BYE"),
+    )
+    assert info.value.retry_after is None
+
+
+def test_an_unparseable_answer_keeps_its_status_only():
+    with pytest.raises(PhoneRejected) as info:
+        accept_sip_answer(SipAnswer(status=486, reason="Busy", from_wire=True, raw="garbage"))
+    assert (info.value.sip_status, info.value.headers, info.value.retry_after) == (486, (), None)

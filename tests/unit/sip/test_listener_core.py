@@ -225,3 +225,51 @@ def test_reginfo_contact_outside_phone_networks_is_not_recorded(guarded, store):
     assert answer(guarded.receive(notify, PHONE)).status == 200
     assert store.phones() == []
     assert [a for _, _, a, _ in store.audit_records()] == ["contact-refused"]
+
+
+class SlowRouter:
+    """Answers every NOTIFY later, as the PBX relay does."""
+
+    allowed_methods: tuple[str, ...] = ("NOTIFY", "ACK")
+
+    def __init__(self):
+        import asyncio
+
+        self.release = asyncio.Event()
+
+    def handle(self, request, source):
+        from sipbridge.sip.listener import Reply
+
+        async def later():
+            await self.release.wait()
+            return Reply(status=200, reason="OK")
+
+        return later()
+
+
+def statuses(out):
+    return [answer([raw]).status for raw in out]
+
+
+@pytest.mark.parametrize(("transport", "provisional"), [("udp", []), ("tcp", [100])])
+async def test_a_deferred_non_invite_gets_no_100_over_udp(transport, provisional):
+    """RFC 4320 §4.1: no 100 to a non-INVITE over UDP before Timer E reaches T2; any time over TCP."""
+    router = SlowRouter()
+    sent = []
+    core = ListenerCore(
+        router,
+        allowlist=Allowlist(parse_networks(["127.0.0.0/8"])),
+        rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
+        audit=lambda *_: None,
+        send_later=lambda _, data: sent.append(data),
+    )
+    source = Source(host="127.0.0.1", port=5060, transport=transport)
+    request = message("NOTIFY", "Event: ACTION-URI")
+    now = core.receive(request, source)
+    assert statuses(now) == provisional
+    # A retransmission before the final answer: absorbed (or the 100 again), never relayed.
+    again = core.receive(request, source)
+    assert statuses(again) == provisional
+    router.release.set()
+    await core.drain()
+    assert statuses(sent) == [200]

@@ -367,3 +367,34 @@ def test_migration_7_keeps_old_entries_and_a_late_outcome_lands_on_its_entry(tmp
     assert (newest.sent, newest.late_outcome, newest.late_status) == (True, "ok", 200)
     assert (newest.late_reason, newest.late_latency_ms) == ("OK", 2800.0)
     store.close()
+
+
+def test_the_database_and_its_directory_are_private(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = TrackerStore(tmp_path / "data" / "t.sqlite3")
+        store.register_phone(
+            "1001", contact="sip:1001@10.0.0.5", transport="udp", aor="sip:1001@h", expires=60
+        )
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "data").iterdir()
+        }
+        store.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert modes["t.sqlite3"] == 0o600
+    assert modes.get("t.sqlite3-wal", 0o600) == 0o600 and modes.get("t.sqlite3-shm", 0o600) == 0o600
+    assert "t.sqlite3-wal" in modes
+
+
+def test_an_existing_database_open_to_others_is_made_private(tmp_path):
+    import stat
+
+    TrackerStore(tmp_path / "t.sqlite3").close()
+    (tmp_path / "t.sqlite3").chmod(0o644)
+    TrackerStore(tmp_path / "t.sqlite3").close()
+    assert stat.S_IMODE((tmp_path / "t.sqlite3").stat().st_mode) == 0o600
