@@ -174,3 +174,26 @@ def test_register_auth_challenges_then_accepts_only_the_phones_own_credentials(s
     ok = with_credentials("1001", "pw-1001", "z9hG4bK-3").replace(b"CSeq: 1", b"CSeq: 3")
     assert answer(core.receive(ok, PHONE)).status == 200
     assert store.phone("1001").contact == "sip:1001@127.0.0.1:5090"
+
+
+def test_default_settings_admit_loopback_only(store, monkeypatch):
+    # Issue #23: widening the default allowlist must fail a test, not slip through.
+    from sipbridge.config import Settings
+
+    monkeypatch.delenv("SIPBRIDGE_SIP_ALLOW", raising=False)
+    settings = Settings()
+    assert settings.sip_allow == ("127.0.0.0/8", "::1")
+    core = ListenerCore(
+        SipFeed(store, None),
+        allowlist=Allowlist(parse_networks(settings.sip_allow)),
+        rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
+        audit=store.audit,
+    )
+    for host in ("192.0.2.99", "10.0.0.5", "2001:db8::5", "::ffff:192.0.2.99"):
+        stranger = Source(host=host, port=5060, transport="udp")
+        assert answer(core.receive(message("OPTIONS"), stranger)).status == 403, host
+    for n, host in enumerate(("127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1")):
+        loopback = Source(host=host, port=5060, transport="udp")
+        reply = answer(core.receive(message("OPTIONS", branch=f"z9hG4bK-l{n}"), loopback))
+        assert reply.status != 403, host
+    assert store.phones() == []

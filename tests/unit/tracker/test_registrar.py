@@ -121,3 +121,16 @@ def test_a_wildcard_in_a_contact_list_is_malformed_already():
 
     with pytest.raises(SipParseError):
         register("Contact: *, <sip:1001@h>", "Expires: 0")
+
+
+def test_a_lower_cseq_on_the_same_call_id_is_refused_and_binds_nothing():
+    # §10.3 step 7: a replayed or delayed REGISTER must not roll the binding back.
+    decision = registrar.decide(
+        register("Contact: <sip:1001@old-host>", cseq=1), current=phone(registration_cseq=2), now=NOW
+    )
+    assert decision.status == 500
+    assert decision.bind is None and decision.unbind is None
+    higher = registrar.decide(
+        register("Contact: <sip:1001@h>", cseq=3), current=phone(registration_cseq=2), now=NOW
+    )
+    assert higher.status == 200 and higher.bind is not None
