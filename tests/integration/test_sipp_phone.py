@@ -99,3 +99,19 @@ async def test_no_one_listening_over_tcp_is_502_unreachable(gateway):
     assert response.status == 502
     body = await response.json()
     assert body["type"].endswith("phone-unreachable")
+
+
+async def test_sipp_busy_486_gives_502_and_the_call_stays_as_it_was(gateway, sipp):
+    # Issue #23 item 4: a real phone's 486 must never read as success ("held").
+    phone = sipp("phone_busy.xml")
+    await register(gateway, "1001", phone.contact, CALL_ID)
+
+    response = await gateway.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH)
+
+    assert response.status == 502, await response.text()
+    body = await response.json()
+    assert (body["sip_status"], body["sip_reason"]) == (486, "Busy Here")
+    assert phone.finish() == 0
+    assert len(phone.received) == 1
+    still = await gateway.get(f"/v1/calls/{CALL_ID}", headers=AUTH)
+    assert (await still.json())["state"] == "connected"

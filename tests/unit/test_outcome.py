@@ -26,3 +26,35 @@ def test_408_from_the_wire_is_the_phones_answer_but_local_408_is_a_timeout():
 def test_local_failure_is_unreachable():
     with pytest.raises(PhoneUnreachable):
         accept_sip_answer(SipAnswer(status=503, reason="Connection refused", from_wire=False))
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (300, "Multiple Choices"),
+        (302, "Moved Temporarily"),
+        (400, "Bad Request"),
+        (404, "Not Found"),
+        (481, "Call/Transaction Does Not Exist"),
+        (486, "Busy Here"),
+        (488, "Not Acceptable Here"),
+        (499, "Whatever"),
+        (500, "Server Internal Error"),
+        (503, "Service Unavailable"),
+        (599, "Whatever"),
+        (600, "Busy Everywhere"),
+        (603, "Decline"),
+        (699, "Whatever"),
+    ],
+)
+def test_every_non_2xx_final_answer_from_the_wire_is_the_phones_refusal(status, reason):
+    # Issue #23: a phone's 486 taken as success would answer the caller 200 and record "held".
+    with pytest.raises(PhoneRejected) as info:
+        accept_sip_answer(SipAnswer(status=status, reason=reason, from_wire=True))
+    assert (info.value.sip_status, info.value.sip_reason) == (status, reason)
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+def test_every_2xx_is_accepted_as_it_came(status):
+    answer = SipAnswer(status=status, reason=f"R{status}", from_wire=True)
+    assert accept_sip_answer(answer) is answer

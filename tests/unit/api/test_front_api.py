@@ -129,6 +129,23 @@ async def test_phone_refusal_is_502_with_its_status_and_nothing_changes(client, 
     assert call["state"] == "connected"
 
 
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(302, "Moved Temporarily"), (486, "Busy Here"), (503, "Service Unavailable"), (603, "Decline")],
+)
+async def test_a_phone_answering_any_final_non_2xx_is_502_and_nothing_changes(
+    client, sender, phone, status, reason
+):
+    await setup_call(client)
+    phone.status, phone.reason = status, reason
+    body = await problem(await client.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH), 502)
+    assert (body["sip_status"], body["sip_reason"]) == (status, reason)
+    call = await (await client.get(f"/v1/calls/{CALL_ID}", headers=AUTH)).json()
+    assert call["state"] == "connected"
+    [entry] = (await (await client.get("/v1/commands", headers=AUTH)).json())["commands"]
+    assert (entry["outcome"], entry["status"]) == ("PhoneRejected", status)
+
+
 async def test_raw_command_and_dial(client, sender):
     await setup_call(client)
     response = await client.post(
