@@ -41,6 +41,8 @@ def test_transport_choice(command, capabilities, requested, expected):
         ("warmTransfer", VVX_642, "http", TransportUnavailable, "SIP-only"),
         ("warmTransfer", None, "http", TransportUnavailable, "SIP-only"),
         ("warmTransfer", VVX_640, "auto", NotSupportedByPhone, "6.4.2"),
+        # SIP-only stays SIP-only in auto: a UCS 5.9 phone gets a refusal, not an HTTP request.
+        ("warmTransfer", VVX_5, "auto", TransportUnavailable, "takes no REST commands over SIP"),
         ("deviceInfoV2", VVX_642, "sip", TransportUnavailable, "answers with data"),
         ("skypeSignIn", VVX_642, "sip", TransportUnavailable, "must not travel"),
         ("holdCall", VVX_5, "sip", TransportUnavailable, "takes no REST commands over SIP"),

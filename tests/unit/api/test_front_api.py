@@ -198,6 +198,24 @@ async def test_bad_input_statuses(client, sender):
     assert call["state"] == "connected"
 
 
+@pytest.mark.parametrize("encoded", ["abc%0D%0AX:y", "abc%0AX:y", "abc%0DX:y"])
+async def test_a_call_id_with_cr_lf_and_no_space_is_refused_in_the_path(client, sender, encoded):
+    # Issue #23 item 8: refused for the CR/LF itself, not for a space beside it.
+    await setup_call(client)
+    for method, path, kwargs in [
+        ("PUT", f"/v1/calls/{encoded}", {"json": {"phone": "1001"}}),
+        ("GET", f"/v1/calls/{encoded}", {}),
+        ("DELETE", f"/v1/calls/{encoded}", {}),
+        ("POST", f"/v1/calls/{encoded}/hold", {}),
+    ]:
+        response = await client.request(method, path, headers=AUTH, **kwargs)
+        body = await problem(response, 422)
+        assert body["errors"][0]["field"] == "call_id", (method, body)
+    assert sender.sent == []
+    calls = await (await client.get("/v1/calls", headers=AUTH)).json()
+    assert [c["call_id"] for c in calls["calls"]] == [CALL_ID]
+
+
 async def test_raw_command_rules(client, sender):
     await setup_call(client)
     response = await client.post(
