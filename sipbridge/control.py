@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -183,6 +183,10 @@ class CommandResult:
     poly_status: int | None = None
     poly_meaning: str | None = None
     data: Any = None
+    # The call-state write still committing when act_on_call returned early (await_recorded=
+    # False): the caller awaits it after its own group write, so a failed one is an error, not
+    # a success (CommandLog.run). Never part of the answer.
+    recorded: Annotated[Any, Field(exclude=True)] = field(default=None, repr=False, compare=False)
 
 
 class CallControl:
@@ -241,7 +245,7 @@ class CallControl:
             # The caller's next group write (the command log's) commits with this one, or
             # after it, and the caller answers only then: one transaction, not two.
             recorded.add_done_callback(_log_failed_record)
-            return result
+            return replace(result, recorded=recorded)
         await recorded
         return result
 

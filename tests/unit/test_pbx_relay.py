@@ -15,7 +15,7 @@ from sipbridge.control import CallControl
 from sipbridge.dispatch import Dispatcher
 from sipbridge.pbx_relay import SIP_STATUS, ActionUriRelay, parse_body, refusal
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
-from sipbridge.sip.listener import Source
+from sipbridge.sip.listener import Reply, Source
 from sipbridge.sip.message import SipRequest, parse_message
 from sipbridge.sip.sender import FakeSender
 from sipbridge.tracker import TrackerStore
@@ -98,7 +98,7 @@ def hold(ref: str = CALL_ID) -> str:
     return json.dumps({"command-URI": "/api/v1/callctrl/holdCall", "data": {"Ref": ref}})
 
 
-def warning_of(reply) -> str:
+def warning_of(reply: Reply) -> str:
     return dict(reply.headers).get("Warning", "")
 
 
