@@ -58,3 +58,12 @@ def test_every_non_2xx_final_answer_from_the_wire_is_the_phones_refusal(status, 
 def test_every_2xx_is_accepted_as_it_came(status):
     answer = SipAnswer(status=status, reason=f"R{status}", from_wire=True)
     assert accept_sip_answer(answer) is answer
+
+
+def test_a_local_failure_says_what_happened():
+    with pytest.raises(PhoneTimeout) as timeout:
+        accept_sip_answer(SipAnswer(status=408, reason="Request Timeout", from_wire=False))
+    assert timeout.value.detail == "the phone did not answer the NOTIFY (SIP transaction timed out)"
+    with pytest.raises(PhoneUnreachable) as unreachable:
+        accept_sip_answer(SipAnswer(status=503, reason="Connection refused", from_wire=False))
+    assert unreachable.value.detail == "the NOTIFY could not be sent: 503 Connection refused"

@@ -52,3 +52,19 @@ async def test_near_miss_keys_are_401_and_the_real_one_passes(client, real_key):
         response = await client.get("/v1/phones", headers={"Authorization": f"Bearer {miss}"})
         assert response.status == 401, miss
         assert response.content_type == "application/problem+json"
+
+
+def test_a_made_key_is_kept_private_and_read_back_the_same(tmp_path):
+    data_dir = tmp_path / "not" / "yet"  # parents made too
+    key, path, made = stored_or_new_key(data_dir)
+    assert made and path == data_dir / "api-key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(key) >= 32 and key.isprintable() and " " not in key
+    assert path.read_text() == key + "\n"
+    again, same_path, made_again = stored_or_new_key(data_dir)
+    assert (again, same_path, made_again) == (key, path, False)
+
+
+def test_a_key_is_made_in_an_existing_empty_data_dir(tmp_path):
+    key, path, made = stored_or_new_key(tmp_path)
+    assert made and path.read_text().strip() == key
