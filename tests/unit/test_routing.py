@@ -8,7 +8,7 @@ from sipbridge import catalog
 from sipbridge.config import Settings
 from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
 from sipbridge.profiles import load_profiles
-from sipbridge.routing import choose_transport, refs_call_id
+from sipbridge.routing import Requested, choose_transport, refs_call_id
 
 BOOK = load_profiles(Settings().sip_profiles_dir)
 VVX_642 = BOOK.match("PolycomVVX-VVX_411-UA/6.4.3.5018")
@@ -185,11 +185,8 @@ def test_refusals_name_their_field():
     with pytest.raises(NotSupportedByPhone) as info:
         choose_transport(catalog.lookup("holdCall"), CCX_350, "auto")
     assert info.value.problems[0].field == "command_uri"
-    for command, capabilities, requested in [
-        ("warmTransfer", None, "http"),
-        ("deviceInfoV2", None, "sip"),
-        ("holdCall", VVX_5, "sip"),
-    ]:
+    for command, capabilities in [("warmTransfer", None), ("deviceInfoV2", None), ("holdCall", VVX_5)]:
+        requested: Requested = "http" if command == "warmTransfer" else "sip"
         with pytest.raises(TransportUnavailable) as refused:
             choose_transport(catalog.lookup(command), capabilities, requested)
         assert refused.value.problems[0].field == "transport"
