@@ -86,7 +86,7 @@ def notify(body: bytes | str, *, uri="sip:1001@sipbridge", content_type="applica
         "CSeq: 1 NOTIFY",
         "Max-Forwards: 70",
         "Event: ACTION-URI",
-        f"Content-Type: {content_type}",
+        *([f"Content-Type: {content_type}"] if content_type else []),
         f"Content-Length: {len(raw)}",
     ]
     request = parse_message(("\r\n".join(lines) + "\r\n\r\n").encode() + raw)
@@ -276,3 +276,135 @@ async def test_a_failed_log_write_keeps_the_phones_answer_and_is_logged(
     assert reply.status == 200
     assert "command log write failed: disk I/O error" in caplog.text
     assert logged(peer) == []
+
+
+# -- issue #23: what mutation testing found unguarded --------------------------------------------
+
+
+async def test_addressed_to_sipbridge_the_ref_finds_the_phone(relay, sender):
+    for key in ("Ref", "Ref-A"):
+        body = json.dumps({"command-URI": "/api/v1/callctrl/holdCall", "data": {key: CALL_ID}})
+        if key == "Ref-A":
+            body = json.dumps(
+                {
+                    "command-URI": "/api/v1/callctrl/warmTransfer",
+                    "data": {"Ref-A": CALL_ID, "Ref-B": "b@h"},
+                }
+            )
+        reply = await relay.relay(notify(body, uri="sip:sipbridge@127.0.0.1"), PBX)
+        assert reply.status == 200, warning_of(reply)
+        assert sender.sent[-1].target_uri == "sip:1001@10.0.0.5:5060"
+    assert len(sender.sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("uri", "data", "words"),
+    [
+        ("sip:sipbridge@127.0.0.1", {}, "no registered phone 'sipbridge' and no Ref / Ref-A"),
+        ("sip:sipbridge@127.0.0.1", {"Ref": 5}, "no Ref / Ref-A in the body"),
+        ("sip:sipbridge@127.0.0.1", {"Ref": ""}, "no Ref / Ref-A in the body"),
+        ("sip:9999@127.0.0.1", {}, "no registered phone '9999' and no Ref / Ref-A"),
+        ("sip:127.0.0.1", {}, "no Ref / Ref-A in the body to find the phone by"),
+    ],
+)
+async def test_without_a_phone_or_a_ref_it_is_404_saying_why(relay, sender, uri, data, words):
+    body = json.dumps({"command-URI": "/api/v1/callctrl/joinCalls", "data": data})
+    reply = await relay.relay(notify(body, uri=uri), PBX)
+    assert (reply.status, reply.reason) == (404, "Not Found")
+    assert words in warning_of(reply)
+    assert sender.sent == []
+
+
+async def test_a_ref_to_an_unknown_call_is_404(relay, sender):
+    reply = await relay.relay(notify(hold("nobody@h"), uri="sip:sipbridge@127.0.0.1"), PBX)
+    assert reply.status == 404 and sender.sent == []
+
+
+async def test_a_command_without_data_is_taken(relay, sender):
+    reply = await relay.relay(notify('{"command-URI": "/api/v1/callctrl/joinCalls"}'), PBX)
+    assert reply.status == 200, warning_of(reply)
+    assert json.loads(sender.sent[0].body) == {
+        "command-URI": "/api/v1/callctrl/joinCalls",
+        "data": {},
+    }
+
+
+def test_a_missing_content_type_is_415_saying_absent():
+    request = notify(hold(), content_type="")
+    with pytest.raises(errors.UnsupportedMediaType) as info:
+        parse_body(request)
+    assert info.value.detail == "the body must be application/json, not absent"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ("[1]", "the body must hold exactly one command"),
+        ('{"command-URI": "x", "data": {}, "more": 1}', "the body must hold exactly one command"),
+        ('{"data": {}}', 'the body needs "command-URI" (a string) and "data" (an object)'),
+        (
+            '{"command-URI": "x", "data": []}',
+            'the body needs "command-URI" (a string) and "data" (an object)',
+        ),
+    ],
+)
+def test_malformed_bodies_say_what_is_wrong(body, detail):
+    with pytest.raises(errors.MalformedBody) as info:
+        parse_body(notify(body))
+    assert info.value.detail == detail
+
+
+async def test_no_answer_within_the_relays_deadline_is_408(store):
+    slow = FakeSender(delay=5.0)
+    control = CallControl(
+        store, slow, Dispatcher(slow, queue_limit=4, deadline=10.0), writes=GroupCommit(store)
+    )
+    relay = ActionUriRelay(store, control, CommandLog(control.writes), deadline=0.05)
+    reply = await relay.relay(notify(hold()), PBX)
+    assert (reply.status, reply.reason) == (408, "Request Timeout")
+    assert warning_of(reply) == '399 sipbridge "no answer from the phone within 0.05 s"'
+
+
+def test_a_command_delivered_over_http_is_200_saying_so():
+    from sipbridge.control import CommandResult
+    from sipbridge.pbx_relay import _success
+
+    reply = _success(
+        CommandResult(
+            phone="1001",
+            call_id=None,
+            command_uri="/api/v1/callctrl/holdCall",
+            transport="http",
+            sip_status=None,
+            sip_reason=None,
+            latency_ms=1.0,
+            http_status=200,
+            poly_status=2000,
+        )
+    )
+    assert (reply.status, reply.reason) == (200, "OK")
+    assert reply.headers == (("Warning", '399 sipbridge "delivered over HTTP; Poly status 2000"'),)
+
+
+def test_a_2xx_without_a_reason_is_ok():
+    from sipbridge.control import CommandResult
+    from sipbridge.pbx_relay import _success
+
+    result = CommandResult(
+        phone="1001",
+        call_id=None,
+        command_uri="x",
+        transport="sip",
+        sip_status=202,
+        sip_reason=None,
+        latency_ms=1.0,
+    )
+    assert (_success(result).status, _success(result).reason) == (202, "OK")
+
+
+def test_a_warning_is_cut_to_200_characters():
+    from sipbridge.pbx_relay import warning
+
+    name, value = warning("x" * 300 + "\r\n")
+    assert name == "Warning" and value == '399 sipbridge "' + "x" * 200 + '"'
+    assert warning("a\r\nb")[1] == '399 sipbridge "a  b"'
