@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable
 
 from sipbridge.control import CommandResult
-from sipbridge.errors import PhoneRefused, PhoneRejected, PhoneTimeout, SipBridgeError
+from sipbridge.errors import PhoneRefused, PhoneRejected, PhoneTimeout, SipBridgeError, StoreError
 from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.models import CommandLogEntry
 
@@ -29,6 +29,24 @@ log = logging.getLogger(__name__)
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+async def _state_recorded(result: CommandResult) -> None:
+    """The call's new state committed with (or before) the log entry: a failed write is an
+    error for the caller, who would otherwise be told of a state the tracker does not hold."""
+    try:
+        await result.recorded
+    except StoreError as exc:
+        error = StoreError(
+            "the phone carried out the command, but the tracker could not record the call's "
+            f"new state: {exc.detail}"
+        )
+        error.context.update(
+            phone=result.phone, call_id=result.call_id, command_uri=result.command_uri
+        )
+        raise error from exc
+    except Exception:
+        return  # not the store's failure but a bug: logged where it happened (control.py)
 
 
 class CommandLog:
@@ -79,6 +97,8 @@ class CommandLog:
                 latency_ms=result.latency_ms,
             )
         )
+        if result.recorded is not None:
+            await _state_recorded(result)
         return result
 
     def _record_late(self, entry_id: int, late: asyncio.Future[CommandResult]) -> None:

@@ -10,8 +10,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -185,6 +185,10 @@ class CommandResult:
     poly_status: int | None = None
     poly_meaning: str | None = None
     data: Any = None
+    # The call-state write still committing when act_on_call returned early (await_recorded=
+    # False): the caller awaits it after its own group write, so a failed one is an error, not
+    # a success (CommandLog.run). Never part of the answer.
+    recorded: Annotated[Any, Field(exclude=True)] = field(default=None, repr=False, compare=False)
 
 
 class CallControl:
@@ -259,7 +263,7 @@ class CallControl:
             # The caller's next group write (the command log's) commits with this one, or
             # after it, and the caller answers only then: one transaction, not two.
             recorded.add_done_callback(_log_failed_record)
-            return result
+            return replace(result, recorded=recorded)
         await recorded
         return result
 

@@ -20,6 +20,7 @@ from sipbridge.sip.message import (
     cseq,
     header_params,
     parse_name_addr,
+    parse_uri,
     uri_host,
 )
 from sipbridge.tracker.models import PHONE_ID_PATTERN, Phone, Transport
@@ -122,7 +123,8 @@ def _decide(request: SipRequest, *, current: Phone | None, now: float) -> Regist
 
     contact, expires = chosen
     transport, received = _phone_address(request)
-    contact_transport = parse_name_addr(contact)[1].transport
+    # `contact` is the bare URI: as a name-addr its ;transport= would read as a header param.
+    contact_transport = parse_uri(contact).transport
     if contact_transport in ("udp", "tcp", "tls"):
         transport = contact_transport  # type: ignore[assignment]
     binding = Binding(

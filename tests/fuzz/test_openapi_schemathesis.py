@@ -28,8 +28,18 @@ from sipbridge.sip.sender import FakeSender
 
 KEY = "fuzz-test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@schemathesis.check
+def no_fault_of_ours(ctx, response, case):
+    """Any 5xx fails but 502 and 504: those say a phone failed (here: a generated contact whose
+    name does not resolve), documented in the OpenAPI; a 500 or 503 would be sipbridge's own."""
+    if response.status_code >= 500 and response.status_code not in (502, 504):
+        raise AssertionError(f"server error {response.status_code}: {response.text[:200]}")
+
+
 CHECKS = [
-    st_checks.not_a_server_error,
+    no_fault_of_ours,
     st_checks.status_code_conformance,
     st_checks.content_type_conformance,
     st_checks.response_schema_conformance,

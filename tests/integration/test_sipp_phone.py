@@ -194,3 +194,19 @@ async def test_a_burst_at_a_slow_phone_never_overlaps_and_says_what_left(gateway
     log = wire_log(phone.log_file)
     assert [m.direction for m in log] == ["received", "sent", "received", "sent"]
     assert log[0].call_id == log[1].call_id and log[2].call_id == log[3].call_id
+
+
+async def test_sipp_busy_486_gives_502_and_the_call_stays_as_it_was(gateway, sipp):
+    # Issue #23 item 4: a real phone's 486 must never read as success ("held").
+    phone = sipp("phone_busy.xml")
+    await register(gateway, "1001", phone.contact, CALL_ID)
+
+    response = await gateway.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH)
+
+    assert response.status == 502, await response.text()
+    body = await response.json()
+    assert (body["sip_status"], body["sip_reason"]) == (486, "Busy Here")
+    assert phone.finish() == 0
+    assert len(phone.received) == 1
+    still = await gateway.get(f"/v1/calls/{CALL_ID}", headers=AUTH)
+    assert (await still.json())["state"] == "connected"

@@ -85,3 +85,47 @@ def test_an_unparseable_answer_keeps_its_status_only():
     with pytest.raises(PhoneRejected) as info:
         accept_sip_answer(SipAnswer(status=486, reason="Busy", from_wire=True, raw="garbage"))
     assert (info.value.sip_status, info.value.headers, info.value.retry_after) == (486, (), None)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (300, "Multiple Choices"),
+        (302, "Moved Temporarily"),
+        (400, "Bad Request"),
+        (404, "Not Found"),
+        (481, "Call/Transaction Does Not Exist"),
+        (486, "Busy Here"),
+        (488, "Not Acceptable Here"),
+        (499, "Whatever"),
+        (500, "Server Internal Error"),
+        (503, "Service Unavailable"),
+        (599, "Whatever"),
+        (600, "Busy Everywhere"),
+        (603, "Decline"),
+        (699, "Whatever"),
+    ],
+)
+def test_every_non_2xx_final_answer_from_the_wire_is_the_phones_refusal(status, reason):
+    # Issue #23: a phone's 486 taken as success would answer the caller 200 and record "held".
+    with pytest.raises(PhoneRejected) as info:
+        accept_sip_answer(SipAnswer(status=status, reason=reason, from_wire=True))
+    assert (info.value.sip_status, info.value.sip_reason) == (status, reason)
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+def test_every_2xx_is_accepted_as_it_came(status):
+    answer = SipAnswer(status=status, reason=f"R{status}", from_wire=True)
+    assert accept_sip_answer(answer) is answer
+
+
+def test_a_local_failure_says_what_happened():
+    with pytest.raises(PhoneTimeout) as timeout:
+        accept_sip_answer(SipAnswer(status=408, reason="Request Timeout", from_wire=False))
+    assert timeout.value.detail == (
+        "the NOTIFY was sent and the phone never answered it (SIP Timer F); its outcome is not known"
+    )
+    assert timeout.value.sent
+    with pytest.raises(PhoneUnreachable) as unreachable:
+        accept_sip_answer(SipAnswer(status=503, reason="Connection refused", from_wire=False))
+    assert unreachable.value.detail == "the NOTIFY could not be sent: 503 Connection refused"

@@ -74,3 +74,42 @@ def test_401_is_an_auth_failure_and_4403_a_refusal():
 
 def test_every_code_of_the_manual_has_a_meaning():
     assert set(POLY_STATUS) == {2000, *range(4000, 4012), 4400, 4403, 5000, 5500}
+
+
+def test_no_poly_code_means_no_meaning_and_an_unknown_one_says_so():
+    bare = accept_http_answer(answer(204, b"", content_type=""))
+    assert (bare.poly_status, bare.poly_meaning, bare.data) == (None, None, None)
+    with pytest.raises(PhoneRefused) as info:
+        accept_http_answer(answer(200, {"Status": "4999"}))
+    assert (info.value.poly_status, info.value.poly_meaning) == (4999, "unknown Poly status")
+    assert info.value.detail == "the phone answered HTTP 200 OK, Poly status 4999: unknown Poly status"
+
+
+def test_a_refusal_detail_names_the_http_status_even_without_a_reason():
+    with pytest.raises(PhoneRefused) as info:
+        accept_http_answer(answer(500, b"oops", content_type="text/plain", reason=""))
+    assert info.value.detail == "the phone answered HTTP 500"
+    assert (info.value.http_status, info.value.poly_status, info.value.poly_meaning) == (
+        500,
+        None,
+        None,
+    )
+
+
+def test_http_300_is_not_success_even_with_poly_2000():
+    with pytest.raises(PhoneRefused) as info:
+        accept_http_answer(answer(300, {"Status": "2000"}, reason="Multiple Choices"))
+    assert info.value.http_status == 300
+
+
+def test_a_json_answer_that_is_not_an_object_comes_back_as_it_was():
+    outcome = accept_http_answer(answer(200, [1, 2]))
+    assert outcome.poly_status is None
+    assert outcome.data == {"content_type": "application/json", "base64": "WzEsIDJd"}
+
+
+def test_an_auth_failure_points_at_the_credentials_settings():
+    with pytest.raises(PhoneAuthFailed) as info:
+        accept_http_answer(answer(401, b"", content_type="text/html", reason="Unauthorized"))
+    assert "phone_credentials_file" in info.value.detail
+    assert "httpd.rest.auth" in info.value.detail

@@ -122,3 +122,15 @@ async def test_a_full_batch_fits_and_single_routes_keep_the_20_kb_limit(client):
 async def test_batches_need_the_api_key(client):
     response = await client.put("/v1/phones", json={"phones": phones(1)})
     assert response.status == 401
+
+
+@pytest.mark.parametrize("call_id", ["abc\r\nX:y", "abc\nX:y", "abc\rX:y"])
+async def test_a_call_id_with_cr_lf_and_no_space_is_refused_in_a_batch(client, call_id):
+    # Issue #23 item 8: refused for the CR/LF itself, not for a space beside it.
+    await client.put("/v1/phones", json={"phones": phones(1)}, headers=AUTH)
+    calls = [{"call_id": "ok@h", "phone": "p0"}, {"call_id": call_id, "phone": "p0"}]
+    response = await client.put("/v1/calls", json={"calls": calls}, headers=AUTH)
+    assert response.status == 422, await response.text()
+    body = await response.json()
+    assert body["errors"][0]["field"] == "calls.1.call_id"
+    assert await listed(client, "calls") == []

@@ -129,6 +129,31 @@ async def test_phone_refusal_is_502_with_its_status_and_nothing_changes(client, 
     assert call["state"] == "connected"
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "http_status", "outcome"),
+    [
+        (302, "Moved Temporarily", 502, "PhoneRejected"),
+        (486, "Busy Here", 502, "PhoneRejected"),
+        # A phone's 503 says "try later": 503 with its Retry-After (issue #14 item 7).
+        (503, "Service Unavailable", 503, "PhoneUnavailable"),
+        (603, "Decline", 502, "PhoneRejected"),
+    ],
+)
+async def test_a_phone_answering_any_final_non_2xx_is_an_error_and_nothing_changes(
+    client, sender, phone, status, reason, http_status, outcome
+):
+    await setup_call(client)
+    phone.status, phone.reason = status, reason
+    body = await problem(
+        await client.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH), http_status
+    )
+    assert (body["sip_status"], body["sip_reason"]) == (status, reason)
+    call = await (await client.get(f"/v1/calls/{CALL_ID}", headers=AUTH)).json()
+    assert call["state"] == "connected"
+    [entry] = (await (await client.get("/v1/commands", headers=AUTH)).json())["commands"]
+    assert (entry["outcome"], entry["status"]) == (outcome, status)
+
+
 async def test_raw_command_and_dial(client, sender):
     await setup_call(client)
     response = await client.post(
@@ -179,6 +204,24 @@ async def test_bad_input_statuses(client, sender):
     assert sender.sent == []
     call = await (await client.get(f"/v1/calls/{CALL_ID}", headers=AUTH)).json()
     assert call["state"] == "connected"
+
+
+@pytest.mark.parametrize("encoded", ["abc%0D%0AX:y", "abc%0AX:y", "abc%0DX:y"])
+async def test_a_call_id_with_cr_lf_and_no_space_is_refused_in_the_path(client, sender, encoded):
+    # Issue #23 item 8: refused for the CR/LF itself, not for a space beside it.
+    await setup_call(client)
+    for method, path, kwargs in [
+        ("PUT", f"/v1/calls/{encoded}", {"json": {"phone": "1001"}}),
+        ("GET", f"/v1/calls/{encoded}", {}),
+        ("DELETE", f"/v1/calls/{encoded}", {}),
+        ("POST", f"/v1/calls/{encoded}/hold", {}),
+    ]:
+        response = await client.request(method, path, headers=AUTH, **kwargs)
+        body = await problem(response, 422)
+        assert body["errors"][0]["field"] == "call_id", (method, body)
+    assert sender.sent == []
+    calls = await (await client.get("/v1/calls", headers=AUTH)).json()
+    assert [c["call_id"] for c in calls["calls"]] == [CALL_ID]
 
 
 async def test_raw_command_rules(client, sender):

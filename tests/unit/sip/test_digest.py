@@ -64,3 +64,39 @@ def test_challenges_offer_sha256_first():
     headers = digest.challenges("sipbridge", "n", stale=True)
     assert [h[1].split("algorithm=")[1].split(",")[0] for h in headers] == ["SHA-256", "MD5"]
     assert all("stale=true" in value and 'qop="auth"' in value for _, value in headers)
+
+
+# -- issue #23: what mutation testing found unguarded --------------------------------------------
+
+
+def test_without_an_algorithm_parameter_md5_is_meant():
+    # RFC 7616 §3.4: an absent algorithm means MD5.
+    nonce = digest.make_nonce(SECRET, 1000.0)
+    header = authorization(nonce, algorithm="MD5").replace(", algorithm=MD5", "")
+    assert "algorithm" not in header
+    assert check(header).ok
+    sha = authorization(nonce, algorithm="SHA-256").replace(", algorithm=SHA-256", "")
+    assert not check(sha).ok
+
+
+def test_a_nonce_is_good_up_to_its_lifetime_and_five_seconds_early():
+    nonce = digest.make_nonce(SECRET, 1000.0)
+    header = authorization(nonce)
+    assert check(header, now=1000.0 + digest.NONCE_LIFETIME).ok
+    stale = check(header, now=1000.0 + digest.NONCE_LIFETIME + 1)
+    assert (stale.ok, stale.stale, stale.username) == (False, True, "1001")
+    assert check(header, now=1000.0 - 5).ok  # another worker's clock a little ahead
+    assert not check(header, now=1000.0 - 6).ok
+
+
+def test_challenges_are_exact_and_fresh_by_default():
+    assert digest.challenges("sipbridge", "n1", algorithms=("MD5",)) == (
+        ("WWW-Authenticate", 'Digest realm="sipbridge", nonce="n1", algorithm=MD5, qop="auth"'),
+    )
+    [(_, stale)] = digest.challenges("r", "n2", stale=True, algorithms=("SHA-256",))
+    assert stale == 'Digest realm="r", nonce="n2", algorithm=SHA-256, qop="auth", stale=true'
+
+
+def test_quoted_values_lose_their_escapes():
+    params = digest.parse_authorization(r'Digest username="a\"b\\c", realm="x", nc=00000001')
+    assert params == {"username": 'a"b\\c', "realm": "x", "nc": "00000001"}

@@ -273,3 +273,30 @@ async def test_a_deferred_non_invite_gets_no_100_over_udp(transport, provisional
     router.release.set()
     await core.drain()
     assert statuses(sent) == [200]
+
+
+def test_default_settings_admit_loopback_only(store, monkeypatch):
+    # Issue #23: widening the default allowlist must fail a test, not slip through.
+    from sipbridge.config import Settings
+
+    monkeypatch.delenv("SIPBRIDGE_SIP_ALLOW", raising=False)
+    settings = Settings()
+    assert settings.sip_allow == ("127.0.0.0/8", "::1")
+    core = ListenerCore(
+        SipFeed(store, None),
+        allowlist=Allowlist(parse_networks(settings.sip_allow)),
+        rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
+        audit=store.audit,
+    )
+    for host in ("192.0.2.99", "10.0.0.5", "2001:db8::5", "::ffff:192.0.2.99"):
+        stranger = Source(host=host, port=5060, transport="udp")
+        # Refused: over UDP a stranger gets no answer by default (sip_stranger_udp = drop),
+        # but the refusal is audited.
+        assert core.receive(message("OPTIONS"), stranger) == [], host
+    refused = {source for _, source, action, _ in store.audit_records() if action == "forbidden"}
+    assert len(refused) == 4, refused
+    for n, host in enumerate(("127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1")):
+        loopback = Source(host=host, port=5060, transport="udp")
+        reply = answer(core.receive(message("OPTIONS", branch=f"z9hG4bK-l{n}"), loopback))
+        assert reply.status != 403, host
+    assert store.phones() == []

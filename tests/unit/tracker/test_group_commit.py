@@ -447,3 +447,15 @@ async def test_commands_under_way_together_share_one_transaction(store, writes, 
     assert results == [f"w{i}" for i in range(20)]
     assert statements.transactions() == (1, 1, 0)
     assert sorted(committed(peer)) == sorted(f"w{i}" for i in range(20))
+
+
+async def test_a_lone_command_after_another_one_ended_still_commits_at_once(store, writes):
+    # The count of commands under way goes back down when one ends: the next lone writer
+    # commits without giving up the loop (issue #23: a miscount only showed as extra turns).
+    with writes.under_way():
+        await writes.write(insert(store, "first"))
+    turned: list[int] = []
+    asyncio.get_running_loop().call_soon(turned.append, 1)
+    with writes.under_way():
+        await writes.write(insert(store, "second"))
+    assert turned == []
