@@ -307,6 +307,7 @@ class CallControl:
             body=body,
             local_contact=self._reports_contact or self._sender.local_contact,
             outbound_proxy=self._outbound_proxy,
+            credentials=None if self._routes is None else self._routes.sip_credentials(phone.id),
         )
         answer, latency_ms = await self._on_lane(
             phone, command, call_id, "sip", request, accept_sip_answer

@@ -31,6 +31,7 @@ from sipbridge.routing import PhoneRoutes
 from sipbridge.sip.access import Allowlist, RateLimiter, parse_networks
 from sipbridge.sip.listener import ListenerCore, SipListener
 from sipbridge.sip.sender import NotifySender
+from sipbridge.sip.stream_sender import wire_sender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
@@ -48,12 +49,13 @@ def pjsua_sender(settings: Settings) -> NotifySender:
     """The real UA; imported here so that only `serve` and the integration tests load pjsua2."""
     from sipbridge.sip._pjsua2 import PjsuaSender
 
-    return PjsuaSender(
+    agent = PjsuaSender(
         host=settings.sip_host,
         port=settings.sip_port,
         transaction_timeout=settings.sip_transaction_timeout,
         contact_host=settings.contact_host,
     )
+    return wire_sender(agent, transaction_timeout=settings.sip_transaction_timeout)
 
 
 def create_app(

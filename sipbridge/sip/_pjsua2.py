@@ -112,11 +112,14 @@ def _answer(prm: pj.OnSendRequestParam, *, with_raw: bool) -> SipAnswer:
     tsx_state = prm.e.body.tsxState
     tsx = tsx_state.tsx
     from_wire = tsx_state.type == pj.PJSIP_EVENT_RX_MSG
+    status = int(tsx.statusCode)
+    # A 401/407 carries the challenge to answer (sipbridge.sip.challenge): copied only then.
+    wanted = with_raw or status in (401, 407)
     return SipAnswer(
-        status=int(tsx.statusCode),
+        status=status,
         reason=str(tsx.statusText),
         from_wire=from_wire,
-        raw=tsx_state.src.rdata.wholeMsg if from_wire and with_raw else None,
+        raw=tsx_state.src.rdata.wholeMsg if from_wire and wanted else None,
     )
 
 

@@ -3,9 +3,9 @@ REGISTER, and the client side for a NOTIFY a phone or a proxy challenges (401 / 
 
 Written here because no maintained Python library verifies SIP digest as a server: aiohttp's
 `DigestAuthMiddleware` is a client, and a client bound to aiohttp requests (it cannot answer a
-SIP challenge, whose request is not an HTTP one). Kept to what a registrar needs: `qop=auth`, SHA-256 and MD5
-(both offered, SHA-256 first, RFC 8760 §2.4), and stateless nonces — a timestamp signed with a
-secret — so no nonce table grows and a restart only makes old nonces stale.
+SIP challenge, whose request is not an HTTP one). Kept to what a registrar needs: `qop=auth`,
+SHA-256 and MD5 (both offered, SHA-256 first, RFC 8760 §2.4), and stateless nonces — a
+timestamp signed with a secret — so no nonce table grows and a restart only makes old nonces stale.
 """
 
 from __future__ import annotations
