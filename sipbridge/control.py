@@ -329,6 +329,7 @@ class CallControl:
             body=body,
             local_contact=self._reports_contact_for(phone),
             outbound_proxy=self._outbound_proxy,
+            credentials=None if self._routes is None else self._routes.sip_credentials(phone.id),
         )
         if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
             raise TransportUnavailable.one(

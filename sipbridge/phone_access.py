@@ -7,6 +7,8 @@
     password = "..."
     url = "https://10.0.0.5"  # default: phone_http_scheme://<contact host>[:phone_http_port]
     auth = "digest"           # basic | digest | session; default: what the profile says
+    sip_user = "1001"         # answers a 401/407 to our NOTIFY (default: the phone's id)
+    sip_password = "..."      # no sip_password: a challenged NOTIFY fails (502)
 
 Passwords are `SecretStr`: their repr, logs and problem bodies show `**********`.
 """
@@ -41,6 +43,11 @@ class AccessEntry(BaseModel):
     url: str | None = Field(
         default=None, pattern=r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?/?$"
     )
+    # -- SIP digest credentials, for a phone or proxy that challenges our NOTIFY (RFC 3261 §22)
+    sip_user: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f\"\\]+$"
+    )
+    sip_password: SecretStr | None = Field(default=None, min_length=1, max_length=256)
 
     def over(self, default: AccessEntry) -> AccessEntry:
         return AccessEntry(
@@ -48,6 +55,8 @@ class AccessEntry(BaseModel):
             password=self.password or default.password,
             auth=self.auth or default.auth,
             url=self.url,  # a URL is one phone's, never inherited
+            sip_user=self.sip_user or default.sip_user,
+            sip_password=self.sip_password or default.sip_password,
         )
 
 

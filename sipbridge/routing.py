@@ -19,6 +19,7 @@ from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
 from sipbridge.phone_access import DEFAULT_USER, PhoneAccessBook
 from sipbridge.phone_http import HttpExchange, PhoneEndpoint
 from sipbridge.profiles import AuthMethod, Capabilities, ProfileBook
+from sipbridge.sip.action_uri import SipCredentials
 from sipbridge.sip.uri import parse_uri, uri_host
 from sipbridge.tracker import Phone
 
@@ -106,6 +107,16 @@ class PhoneRoutes:
         self._access = access
         self._scheme = scheme
         self._port = port
+
+    def sip_credentials(self, phone_id: str) -> SipCredentials | None:
+        """What answers a digest challenge to a NOTIFY to this phone (phone_credentials_file:
+        sip_user, default the phone's id, and sip_password); None when none is configured."""
+        entry = self._access.for_phone(phone_id)
+        if entry.sip_password is None:
+            return None
+        return SipCredentials(
+            user=entry.sip_user or phone_id, password=entry.sip_password.get_secret_value()
+        )
 
     def capabilities(self, phone: Phone) -> Capabilities | None:
         return self.profiles.resolve(pinned=phone.profile, user_agent=phone.user_agent)

@@ -40,6 +40,7 @@ from sipbridge.sip.listener import ListenerCore, SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.resolver import ContactResolver, ResolvingSender
 from sipbridge.sip.sender import NotifySender
+from sipbridge.sip.stream_sender import wire_sender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
@@ -67,13 +68,14 @@ def pjsua_sender(settings: Settings) -> NotifySender:
             ca_file=settings.tls_ca_file,
             verify_peers=settings.tls_verify_phones,
         )
-    return PjsuaSender(
+    agent = PjsuaSender(
         host=settings.sip_host,
         port=settings.sip_port,
         transaction_timeout=settings.transaction_timeout,
         contact_host=settings.contact_host,
         tls=tls,
     )
+    return wire_sender(agent, transaction_timeout=settings.transaction_timeout)
 
 
 def create_app(

@@ -8,13 +8,21 @@ here: it points at sipbridge so that a phone's later reports (Edge E sends INFO)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sipbridge.sip.uri import SipUri, parse_uri
 
 EVENT = "ACTION-URI"
 CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SipCredentials:
+    """What answers a phone's (or a proxy's) digest challenge to our request (RFC 3261 §22)."""
+
+    user: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +35,8 @@ class OutgoingRequest:
     body: bytes
     method: str = "NOTIFY"
     proxy: str | None = None  # an outbound proxy to route through (loose, `;lr`)
+    # Answer one 401/407 with these (sipbridge.sip.challenge); None: a challenge is final.
+    credentials: SipCredentials | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +109,7 @@ def compose(
     body: bytes,
     local_contact: str,
     outbound_proxy: str | None = None,
+    credentials: SipCredentials | None = None,
 ) -> OutgoingRequest:
     """Build the NOTIFY for one encoded command (see `sipbridge.catalog.encode`)."""
     return OutgoingRequest(
@@ -110,4 +121,5 @@ def compose(
         content_type=CONTENT_TYPE,
         body=body,
         proxy=loose_route(outbound_proxy),
+        credentials=credentials,
     )

@@ -1,9 +1,11 @@
-"""Server-side digest authentication for REGISTER, sans-I/O (RFC 3261 §22, RFC 7616, RFC 8760).
+"""Digest authentication, sans-I/O (RFC 3261 §22, RFC 7616, RFC 8760): the server side for
+REGISTER, and the client side for a NOTIFY a phone or a proxy challenges (401 / 407).
 
 Written here because no maintained Python library verifies SIP digest as a server: aiohttp's
-`DigestAuthMiddleware` is a client. Kept to what a registrar needs: `qop=auth`, SHA-256 and MD5
-(both offered, SHA-256 first, RFC 8760 §2.4), and stateless nonces — a timestamp signed with a
-secret — so no nonce table grows and a restart only makes old nonces stale.
+`DigestAuthMiddleware` is a client, and a client bound to aiohttp requests (it cannot answer a
+SIP challenge, whose request is not an HTTP one). Kept to what a registrar needs: `qop=auth`,
+SHA-256 and MD5 (both offered, SHA-256 first, RFC 8760 §2.4), and stateless nonces — a
+timestamp signed with a secret — so no nonce table grows and a restart only makes old nonces stale.
 """
 
 from __future__ import annotations
@@ -116,3 +118,103 @@ def verify(
     if age > NONCE_LIFETIME:
         return DigestVerdict(ok=False, username=params["username"], stale=True)
     return DigestVerdict(ok=True, username=params["username"])
+
+
+# -- client side: answering a phone's (or a proxy's) challenge to our NOTIFY -----------------
+
+# RFC 3261 §22.3 / §22.2: which header answers which challenge.
+ANSWER_HEADER = {"WWW-Authenticate": "Authorization", "Proxy-Authenticate": "Proxy-Authorization"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Challenge:
+    """One `Digest` challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate)."""
+
+    header: str
+    realm: str
+    nonce: str
+    algorithm: str
+    qop: tuple[str, ...]
+    opaque: str | None = None
+
+
+def parse_challenge(header: str, value: str) -> Challenge | None:
+    """The challenge in one header value; None for another scheme or an algorithm we lack."""
+    params = parse_authorization(value)
+    if "realm" not in params or "nonce" not in params:
+        return None
+    algorithm = params.get("algorithm", "MD5").upper()  # RFC 7616 §3.3: absent means MD5
+    if algorithm not in ALGORITHMS:
+        return None
+    qop = tuple(part.strip().lower() for part in params.get("qop", "").split(",") if part.strip())
+    return Challenge(
+        header=header,
+        realm=params["realm"],
+        nonce=params["nonce"],
+        algorithm=algorithm,
+        qop=qop,
+        opaque=params.get("opaque"),
+    )
+
+
+def pick_challenge(headers: tuple[tuple[str, str], ...]) -> Challenge | None:
+    """The first challenge we can answer, in the order sent (RFC 8760 §2.4: the server lists its
+    preference first); a 407 is answered with Proxy-Authorization, a 401 with Authorization."""
+    for name, value in headers:
+        if name in ANSWER_HEADER:
+            challenge = parse_challenge(name, value)
+            if challenge is not None:
+                return challenge
+    return None
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def authorization(
+    challenge: Challenge,
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    cnonce: str,
+    nc: int = 1,
+) -> tuple[str, str]:
+    """The (header name, value) that answers `challenge` (RFC 7616 §3.4, RFC 3261 §22.4).
+
+    qop=auth when offered (auth-int is not: a NOTIFY body can be 20 KB and nobody asks for it);
+    without qop, the RFC 2617 form KD(H(A1), nonce:H(A2)) that RFC 3261 §22.4 still allows.
+    """
+    params = {
+        "username": username,
+        "realm": challenge.realm,
+        "nonce": challenge.nonce,
+        "uri": uri,
+        "nc": f"{nc:08x}",
+        "cnonce": cnonce,
+        "qop": "auth",
+    }
+    if "auth" in challenge.qop:
+        response = response_for(
+            params, method=method, password=password, algorithm=challenge.algorithm
+        )
+    else:
+        digest = ALGORITHMS[challenge.algorithm]
+        a1 = digest(f"{username}:{challenge.realm}:{password}".encode()).hexdigest()
+        a2 = digest(f"{method}:{uri}".encode()).hexdigest()
+        response = digest(f"{a1}:{challenge.nonce}:{a2}".encode()).hexdigest()
+    parts = [
+        f"username={_quoted(username)}",
+        f"realm={_quoted(challenge.realm)}",
+        f"nonce={_quoted(challenge.nonce)}",
+        f"uri={_quoted(uri)}",
+        f"response={_quoted(response)}",
+        f"algorithm={challenge.algorithm}",
+    ]
+    if "auth" in challenge.qop:
+        parts += ["qop=auth", f"nc={params['nc']}", f"cnonce={_quoted(cnonce)}"]
+    if challenge.opaque is not None:
+        parts.append(f"opaque={_quoted(challenge.opaque)}")
+    return ANSWER_HEADER[challenge.header], "Digest " + ", ".join(parts)
