@@ -38,6 +38,8 @@ async def _start_gateway(tmp_path: Path, workers: int) -> tuple[subprocess.Popen
         SIPBRIDGE_API_KEYS=KEY,
         SIPBRIDGE_WORKERS=str(workers),
         SIPBRIDGE_SUBSCRIBE_DIALOGS="none",
+        # 24 commands at once may all land on one worker (SO_REUSEPORT hashing): no 429.
+        SIPBRIDGE_PHONE_QUEUE_LIMIT="64",
     )
     with (tmp_path / "gateway.log").open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(

@@ -6,6 +6,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sipbridge.api import create_app
 from sipbridge.api.auth import key_matches, stored_or_new_key
 from sipbridge.config import Settings
+from sipbridge.sip.sender import FakeSender
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_only_the_exact_key_matches(real_key):
 @pytest.fixture
 async def client(tmp_path, real_key):
     settings = Settings(api_keys=(real_key,), data_dir=tmp_path, listen_port=0)
-    async with TestClient(TestServer(create_app(settings))) as client:
+    async with TestClient(TestServer(create_app(settings, sender_factory=lambda _: FakeSender()))) as client:
         yield client
 
 

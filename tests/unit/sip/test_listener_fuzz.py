@@ -184,7 +184,9 @@ def _check_answers(outs: list[bytes], request: bytes) -> None:
     if not outs:
         event("no answer")
     for out in outs:
-        assert len(out) <= 2 * len(request) + 1024
+        # A REGISTER's 200 lists the current binding (RFC 3261 §10.3 step 8), which an earlier
+        # example may have left in the shared store: bounded, but not by this request alone.
+        assert len(out) <= 2 * len(request) + 4096
         try:
             response = parse_message(out)
         except SipParseError:
