@@ -274,7 +274,7 @@ def catalog_command(as_json: bool) -> None:
 def profiles_command(config_file: Path | None) -> None:
     """List the sip profiles (sip_profiles_dir): what each phone family can do."""
     from sipbridge.catalog import format_version
-    from sipbridge.profiles import load_profiles
+    from sipbridge.phone.profiles import load_profiles
 
     settings = _settings(config_file)
     try:

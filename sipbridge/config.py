@@ -384,7 +384,7 @@ class Settings(BaseSettings):
     def _transaction_ends_within_the_deadline(self) -> Settings:
         """A command sent at once ends (answer or Timer F) before its caller's deadline, so a
         transaction outlives its caller's wait only by the time it queued, and never by more
-        than Timer F; the lane is held until it ends (dispatch.py)."""
+        than Timer F; the lane is held until it ends (sipbridge/commands/lanes.py)."""
         if self.transaction_timeout > self.command_deadline:
             raise ValueError(
                 f"sip_transaction_timeout ({self.transaction_timeout:g} s) must not exceed "

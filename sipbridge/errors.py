@@ -30,7 +30,7 @@
     └── StartupError              a listener or the UA could not start (port in use, bad address)
 
 The mapping to HTTP statuses and problem bodies lives in one place only:
-`sipbridge.api.problems`; the mapping to SIP answers (the PBX relay) in `sipbridge.pbx_relay`.
+`sipbridge.api.problems`; the mapping to SIP answers (the PBX relay) in `sipbridge.pbx.relay`.
 Both add `Retry-After` exactly when the error's `retry_after` is set. Foreign exceptions
 (`pj.Error`, `sqlite3.Error`, pydantic's `ValidationError`, `aiohttp.ClientError`) are translated
 into these where they enter, with `raise ... from exc`.

@@ -18,17 +18,17 @@ from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
 from sipbridge.api.throttle import FailureThrottle
 from sipbridge.api.views import routes
-from sipbridge.command_log import CommandLog
+from sipbridge.commands.journal import CommandLog
 from sipbridge.config import Settings
-from sipbridge.control import CallControl
-from sipbridge.dispatch import Dispatcher
+from sipbridge.commands.control import CallControl
+from sipbridge.commands.lanes import Dispatcher
 from sipbridge.errors import SipBridgeError, StartupError
-from sipbridge.pbx_relay import ActionUriRelay
-from sipbridge.phone_access import load_access
-from sipbridge.phone_http import PhoneHttpClient, PhoneTransports, tls_context
-from sipbridge.phone_locks import SharedPhoneLocks
-from sipbridge.profiles import load_profiles
-from sipbridge.routing import PhoneRoutes
+from sipbridge.pbx.relay import ActionUriRelay
+from sipbridge.phone.access import load_access
+from sipbridge.phone.http import PhoneHttpClient, PhoneTransports, tls_context
+from sipbridge.commands.shared_locks import SharedPhoneLocks
+from sipbridge.phone.profiles import load_profiles
+from sipbridge.commands.plan import PhoneRoutes
 from sipbridge.sip.access import (
     Allowlist,
     ConnectionLimits,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from sipbridge.api.throttle import FailureThrottle
-from sipbridge.command_log import CommandLog
+from sipbridge.commands.journal import CommandLog
 from sipbridge.config import Settings
-from sipbridge.control import CallControl
-from sipbridge.phone_http import PhoneHttpClient
-from sipbridge.profiles import ProfileBook
-from sipbridge.routing import PhoneRoutes
+from sipbridge.commands.control import CallControl
+from sipbridge.phone.http import PhoneHttpClient
+from sipbridge.phone.profiles import ProfileBook
+from sipbridge.commands.plan import PhoneRoutes
 from sipbridge.sip.listener import SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender

@@ -11,7 +11,7 @@ from sipbridge import __version__
 from sipbridge.api import schemas
 from sipbridge.api.problems import PROBLEM_CONTENT_TYPE
 from sipbridge.catalog._fields import CALL_ID_PATTERN
-from sipbridge.control import CALL_ACTIONS, DialBody, DtmfBody, TransferBody, WarmTransferBody
+from sipbridge.commands.control import CALL_ACTIONS, DialBody, DtmfBody, TransferBody, WarmTransferBody
 from sipbridge.tracker.models import PHONE_ID_PATTERN
 
 _REF = "#/components/schemas/{model}"

@@ -21,7 +21,7 @@ PROBLEM_TYPE_BASE = "urn:sipbridge:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # Most specific first: the first matching class decides; the last rows catch every error (the
-# SIP twin, with the reasons for each SIP answer, is `pbx_relay.SIP_STATUS`).
+# SIP twin, with the reasons for each SIP answer, is `pbx/relay.py SIP_STATUS`).
 STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.MalformedBody, 400, "malformed-json"),
     (errors.AuthThrottled, 429, "auth-throttled"),

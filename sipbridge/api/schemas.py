@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints,
 
 from sipbridge.catalog import CommandSpec
 from sipbridge.catalog._fields import CALL_ID_PATTERN
-from sipbridge.profiles import Profile
+from sipbridge.phone.profiles import Profile
 from sipbridge.sip.uri import SipParseError, parse_uri
 from sipbridge.tracker import Call, Phone
 from sipbridge.tracker.models import PHONE_ID_PATTERN, CommandLogEntry

@@ -33,9 +33,9 @@ from sipbridge.api.schemas import (
     ProfileOut,
 )
 from sipbridge.catalog._fields import CALL_ID_PATTERN
-from sipbridge.control import CommandResult
+from sipbridge.commands.control import CommandResult
 from sipbridge.errors import InvalidInput, MalformedBody, UnknownPhone, UnsupportedMediaType
-from sipbridge.routing import REQUESTED, Requested
+from sipbridge.commands.plan import REQUESTED, Requested
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.uri import parse_uri
 from sipbridge.tracker import Phone, TrackerStore, Transport
@@ -244,7 +244,7 @@ async def call_action(request: web.Request) -> web.Response:
             request.match_info["action"],
             body,
             _transport_param(request),
-            await_recorded=False,  # the command log's write commits it (command_log.py)
+            await_recorded=False,  # the command log's write commits it (sipbridge/commands/journal.py)
         ),
     )
     return _result_json(result)
@@ -301,7 +301,7 @@ def _int_query(request: web.Request, name: str, *, default: int | None, low: int
 
 
 def _transport_param(request: web.Request) -> Requested:
-    """`?transport=auto|sip|http` on every command route (default auto, see routing.py)."""
+    """`?transport=auto|sip|http` on every command route (default auto, see sipbridge/commands/plan.py)."""
     value = request.query.get("transport", "auto")
     for requested in REQUESTED:
         if value == requested:

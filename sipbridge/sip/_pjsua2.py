@@ -116,7 +116,7 @@ def _answer(prm: pj.OnSendRequestParam, *, with_raw: bool) -> SipAnswer:
     from_wire = tsx_state.type == pj.PJSIP_EVENT_RX_MSG
     status = int(tsx.statusCode)
     # Non-2xx answers carry what the caller needs: a challenge (sipbridge.sip.challenge),
-    # Retry-After, Allow (outcome.py); a 2xx is copied only when asked.
+    # Retry-After, Allow (sipbridge/commands/outcome.py); a 2xx is copied only when asked.
     wanted = with_raw or not 200 <= status < 300
     return SipAnswer(
         status=status,

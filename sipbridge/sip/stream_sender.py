@@ -12,7 +12,7 @@ phone that listens on UDP listens on TCP on the same port, §18.2.1). pjsip's ow
 transport selector, and pjsip then keeps the destination on that transport's type.
 
 One connection per request, closed after the final response: large commands are rare, and a
-phone is sent one command at a time (dispatch.py). The transaction follows RFC 3261 §17.1.2
+phone is sent one command at a time (sipbridge/commands/lanes.py). The transaction follows RFC 3261 §17.1.2
 over a reliable transport (no retransmission, Timer F bounds the wait); provisional responses
 are skipped.
 """

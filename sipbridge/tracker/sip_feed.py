@@ -3,7 +3,7 @@
 * REGISTER (from phones, or copies a registrar replicates) → phone records (registrar.py).
 * NOTIFY `Event: dialog` on a subscription of ours (RFC 4235) → which phone holds which Call-ID.
 * NOTIFY `Event: reg` from a registrar (RFC 3680) → phone records.
-* NOTIFY `Event: ACTION-URI` from a PBX → relayed to the phone (pbx_relay.py), when wired in.
+* NOTIFY `Event: ACTION-URI` from a PBX → relayed to the phone (sipbridge/pbx/relay.py), when wired in.
 * OPTIONS → 200 (keep-alive probes); INFO → accepted and logged (Edge E reports, DESIGN.md).
 """
 
@@ -41,7 +41,7 @@ from sipbridge.tracker.store import TrackerStore
 from sipbridge.tracker.subscriptions import TOKEN_PREFIX, DialogSubscriptions
 
 if TYPE_CHECKING:
-    from sipbridge.pbx_relay import ActionUriRelay
+    from sipbridge.pbx.relay import ActionUriRelay
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SipFeed:
         self._auth = register_auth
         self._clock = clock
 
-    relay: ActionUriRelay | None = None  # set when the PBX relay is wired in (pbx_relay.py)
+    relay: ActionUriRelay | None = None  # set when the PBX relay is wired in (sipbridge/pbx/relay.py)
 
     def handle(self, request: SipRequest, source: Source) -> Reply | Awaitable[Reply]:
         if request.method == "REGISTER":

@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 
 from sipbridge.errors import PhoneAuthFailed, PhoneUnreachable
-from sipbridge.outcome import accept_http_answer
-from sipbridge.phone_http import HttpExchange, PhoneEndpoint, PhoneHttpClient, tls_context
-from sipbridge.profiles import AuthMethod
+from sipbridge.commands.outcome import accept_http_answer
+from sipbridge.phone.http import HttpExchange, PhoneEndpoint, PhoneHttpClient, tls_context
+from sipbridge.phone.profiles import AuthMethod
 from tests.helpers import free_port
 
 PASSWORD = "S3cret-Admin-1"

@@ -1,4 +1,4 @@
-"""The two boundary tables (HTTP: api/problems.py, SIP: pbx_relay.SIP_STATUS) cover every error
+"""The two boundary tables (HTTP: api/problems.py, SIP: pbx/relay.py SIP_STATUS) cover every error
 in errors.py, and agree on Retry-After."""
 
 import inspect
@@ -7,7 +7,7 @@ import pytest
 
 from sipbridge import errors
 from sipbridge.api import problems
-from sipbridge.pbx_relay import SIP_STATUS, refusal, rule_for
+from sipbridge.pbx.relay import SIP_STATUS, refusal, rule_for
 
 ERRORS = [
     cls
@@ -37,7 +37,7 @@ def test_every_error_has_a_row_of_its_own_lineage_in_both_tables(cls):
     http_rows = [row for row in problems.STATUS if issubclass(cls, row[0])]
     assert http_rows, f"{cls.__name__} has no row in api/problems.py"
     sip_rows = [rule for rule in SIP_STATUS if issubclass(cls, rule.error)]
-    assert sip_rows, f"{cls.__name__} has no row in pbx_relay.SIP_STATUS"
+    assert sip_rows, f"{cls.__name__} has no row in pbx/relay.py SIP_STATUS"
     assert all(rule.why for rule in sip_rows)
 
 

@@ -96,7 +96,7 @@ async def test_a_failed_log_write_alone_keeps_the_phones_answer(client, seen, ca
         raise StoreError("disk I/O error")
 
     store.log_command = broken
-    with caplog.at_level(logging.ERROR, logger="sipbridge.command_log"):
+    with caplog.at_level(logging.ERROR, logger="sipbridge.commands.journal"):
         response = await client.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH)
     assert response.status == 200, await response.text()
     assert "command log write failed: disk I/O error" in caplog.text

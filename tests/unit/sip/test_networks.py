@@ -137,7 +137,7 @@ class StubAiohttpResolver:
 
 async def test_the_rest_client_connects_only_to_addresses_inside():
     """A phone's REST URL on a name: aiohttp may only connect where phone_networks allow."""
-    from sipbridge.phone_http import NetworksResolver, OutsideNetworksError
+    from sipbridge.phone.http import NetworksResolver, OutsideNetworksError
 
     networks = PhoneNetworks.parse(["127.0.0.1/32"])
     mixed = NetworksResolver(networks, StubAiohttpResolver(["192.0.2.1", "127.0.0.1"]))  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 import pytest
 
-from sipbridge.control import CALL_ACTIONS
+from sipbridge.commands.control import CALL_ACTIONS
 from sipbridge.tracker.call_state import AFTER_ACTION, ENDED, UnknownAction, state_after
 
 

@@ -1,12 +1,12 @@
-"""Poly status codes over HTTP -> results (sipbridge/outcome.py)."""
+"""Poly status codes over HTTP -> results (sipbridge/commands/outcome.py)."""
 
 import json
 
 import pytest
 
 from sipbridge.errors import PhoneAuthFailed, PhoneBusy, PhoneRefused
-from sipbridge.outcome import POLY_STATUS, accept_http_answer
-from sipbridge.phone_http import HttpAnswer
+from sipbridge.commands.outcome import POLY_STATUS, accept_http_answer
+from sipbridge.phone.http import HttpAnswer
 
 
 def answer(status, body, content_type="application/json", reason="OK"):

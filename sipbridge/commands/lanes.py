@@ -13,7 +13,7 @@ caller's timeout and cancellation. So a 504 says whether the command left (`sent
 command that left hands its late answer on (`PhoneTimeout.late`) to be recorded.
 
 With several worker processes (`serve --workers N`) a command also takes the phone's lock in
-`phone_locks.SharedPhoneLocks` once its lane's turn comes, so the rule holds across processes;
+`shared_locks.SharedPhoneLocks` once its lane's turn comes, so the rule holds across processes;
 the order among commands for one phone that arrived at different workers is not defined.
 """
 
@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from sipbridge.errors import PhoneTimeout, QueueFull
-from sipbridge.phone_locks import SharedPhoneLocks
+from sipbridge.commands.shared_locks import SharedPhoneLocks
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.sender import NotifySender
 

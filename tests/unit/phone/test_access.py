@@ -3,7 +3,7 @@
 import pytest
 
 from sipbridge.errors import ProfileError
-from sipbridge.phone_access import PhoneAccessBook, load_access
+from sipbridge.phone.access import PhoneAccessBook, load_access
 
 FILE = """
 [default]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sipbridge import catalog, errors
-from sipbridge.command_log import CommandLog
-from sipbridge.control import CallControl, CommandResult
+from sipbridge.commands.journal import CommandLog
+from sipbridge.commands.control import CallControl, CommandResult
 from sipbridge.sip.listener import Reply, Source
 from sipbridge.sip.message import SipParseError, SipRequest, header_params, parse_uri
 from sipbridge.tracker.store import TrackerStore

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import sipbridge
-from sipbridge import phone_locks
-from sipbridge.phone_locks import SharedPhoneLocks, slot_of
+from sipbridge.commands import shared_locks as phone_locks
+from sipbridge.commands.shared_locks import SharedPhoneLocks, slot_of
 
 TIMEOUT = 5.0  # any single answer of the child, its start and its exit
 
@@ -26,12 +26,12 @@ CHILD = """
 import sys
 from pathlib import Path
 
-from sipbridge import phone_locks
+from sipbridge.commands import shared_locks as phone_locks
 
 path, slots = sys.argv[1], int(sys.argv[2])
 if slots:
     phone_locks._SLOTS = slots
-locks = phone_locks.SharedPhoneLocks(Path(path))
+locks = shared_locks.SharedPhoneLocks(Path(path))
 print("ready", flush=True)
 for line in sys.stdin:
     command, _, phone = line.strip().partition(" ")

@@ -45,7 +45,7 @@ from aiohttp import ClientSession, DigestAuthMiddleware
 from pydantic import SecretStr
 
 from sipbridge.errors import ContactNotAllowed, PhoneTimeout, PhoneUnreachable
-from sipbridge.profiles import AuthMethod
+from sipbridge.phone.profiles import AuthMethod
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender

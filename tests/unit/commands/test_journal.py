@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from sipbridge import errors
-from sipbridge.command_log import CommandLog
-from sipbridge.control import CommandResult
+from sipbridge.commands.journal import CommandLog
+from sipbridge.commands.control import CommandResult
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.group_commit import GroupCommit
 
@@ -123,7 +123,7 @@ async def test_a_failed_log_write_is_logged_and_the_commands_own_outcome_stands(
         raise errors.StoreError("database is locked")
 
     monkeypatch.setattr(store, "log_command", broken)
-    with caplog.at_level(logging.ERROR, logger="sipbridge.command_log"):
+    with caplog.at_level(logging.ERROR, logger="sipbridge.commands.journal"):
         assert (await log.run("http:x", succeeding())).sip_status == 202
         with pytest.raises(errors.PhoneTimeout):
             await log.run("http:x", failing(errors.PhoneTimeout("no answer", sent=True)))

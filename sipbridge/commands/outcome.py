@@ -28,7 +28,7 @@ from sipbridge.errors import (
     PhoneUnavailable,
     PhoneUnreachable,
 )
-from sipbridge.phone_http import HttpAnswer
+from sipbridge.phone.http import HttpAnswer
 from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.message import SipParseError, SipResponse, parse_message
 

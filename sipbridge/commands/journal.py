@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable
 
-from sipbridge.control import CommandResult
+from sipbridge.commands.control import CommandResult
 from sipbridge.errors import PhoneRefused, PhoneRejected, PhoneTimeout, SipBridgeError, StoreError
 from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.models import CommandLogEntry
@@ -46,7 +46,7 @@ async def _state_recorded(result: CommandResult) -> None:
         )
         raise error from exc
     except Exception:
-        return  # not the store's failure but a bug: logged where it happened (control.py)
+        return  # not the store's failure but a bug: logged where it happened (sipbridge/commands/control.py)
 
 
 class CommandLog:

@@ -7,7 +7,7 @@ import pytest
 from sipbridge import catalog
 from sipbridge.config import Settings
 from sipbridge.errors import ProfileError
-from sipbridge.profiles import book_of, load_profiles, parse_profile
+from sipbridge.phone.profiles import book_of, load_profiles, parse_profile
 
 BOOK = load_profiles(Settings().sip_profiles_dir)
 

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from sipbridge.dispatch import Dispatcher
+from sipbridge.commands.lanes import Dispatcher
 from sipbridge.errors import PhoneTimeout, QueueFull
-from sipbridge.phone_locks import SharedPhoneLocks
+from sipbridge.commands.shared_locks import SharedPhoneLocks
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 
@@ -172,7 +172,7 @@ async def test_the_shared_lock_is_held_until_the_transaction_ends(tmp_path):
 def locked_elsewhere(path, phone_id: str) -> bool:
     """Ask a child process (POSIX locks are per process) whether it can take the lock."""
     code = (
-        "import sys; from pathlib import Path; from sipbridge.phone_locks import SharedPhoneLocks;"
+        "import sys; from pathlib import Path; from sipbridge.commands.shared_locks import SharedPhoneLocks;"
         f"sys.exit(0 if SharedPhoneLocks(Path({str(path)!r})).try_acquire({phone_id!r}) else 3)"
     )
     done = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)

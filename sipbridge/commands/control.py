@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sipbridge import catalog
 from sipbridge.catalog._fields import CallRef, Destination, Digits, LineNumber
-from sipbridge.dispatch import Dispatcher
+from sipbridge.commands.lanes import Dispatcher
 from sipbridge.errors import (
     InvalidInput,
     NotFound,
@@ -28,10 +28,10 @@ from sipbridge.errors import (
     SipBridgeError,
     TransportUnavailable,
 )
-from sipbridge.outcome import accept_http_answer, accept_sip_answer
-from sipbridge.phone_http import HttpAnswer
-from sipbridge.profiles import Capabilities
-from sipbridge.routing import PhoneRoutes, Requested, Transport, choose_transport, refs_call_id
+from sipbridge.commands.outcome import accept_http_answer, accept_sip_answer
+from sipbridge.phone.http import HttpAnswer
+from sipbridge.phone.profiles import Capabilities
+from sipbridge.commands.plan import PhoneRoutes, Requested, Transport, choose_transport, refs_call_id
 from sipbridge.sip import action_uri
 from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.sender import NotifySender
@@ -459,7 +459,7 @@ def _http_result(
     phone: Phone, command: catalog.Command, call_id: str | None
 ) -> Callable[[SipAnswer, float], CommandResult]:
     def result_of(answer: SipAnswer, latency_ms: float) -> CommandResult:
-        # The lane answers an HttpExchange with an HttpAnswer (sipbridge.phone_http).
+        # The lane answers an HttpExchange with an HttpAnswer (sipbridge.phone.http).
         assert isinstance(answer, HttpAnswer), "an HttpExchange is answered by HTTP"
         outcome = accept_http_answer(answer)
         log.info(

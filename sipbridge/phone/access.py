@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from sipbridge.errors import ProfileError
-from sipbridge.profiles import AuthMethod
+from sipbridge.phone.profiles import AuthMethod
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import sqlite3
 import pytest
 
 from sipbridge import catalog, errors
-from sipbridge.command_log import CommandLog
-from sipbridge.control import CallControl
-from sipbridge.dispatch import Dispatcher
-from sipbridge.pbx_relay import ActionUriRelay, parse_body, refusal
+from sipbridge.commands.journal import CommandLog
+from sipbridge.commands.control import CallControl
+from sipbridge.commands.lanes import Dispatcher
+from sipbridge.pbx.relay import ActionUriRelay, parse_body, refusal
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.listener import Reply, Source
 from sipbridge.sip.message import SipRequest, parse_message
@@ -276,7 +276,7 @@ async def test_a_failed_log_write_keeps_the_phones_answer_and_is_logged(
         raise errors.StoreError("disk I/O error")
 
     monkeypatch.setattr(store, "log_command", broken)
-    with caplog.at_level(logging.ERROR, logger="sipbridge.command_log"):
+    with caplog.at_level(logging.ERROR, logger="sipbridge.commands.journal"):
         reply = await relay.relay(notify(hold()), PBX)
     assert reply.status == 200
     assert "command log write failed: disk I/O error" in caplog.text
@@ -372,8 +372,8 @@ async def test_no_answer_within_the_relays_deadline_is_504_never_408(store):
 
 
 def test_a_command_delivered_over_http_is_200_saying_so():
-    from sipbridge.control import CommandResult
-    from sipbridge.pbx_relay import _success
+    from sipbridge.commands.control import CommandResult
+    from sipbridge.pbx.relay import _success
 
     reply = _success(
         CommandResult(
@@ -393,8 +393,8 @@ def test_a_command_delivered_over_http_is_200_saying_so():
 
 
 def test_a_2xx_without_a_reason_is_ok():
-    from sipbridge.control import CommandResult
-    from sipbridge.pbx_relay import _success
+    from sipbridge.commands.control import CommandResult
+    from sipbridge.pbx.relay import _success
 
     result = CommandResult(
         phone="1001",
@@ -409,7 +409,7 @@ def test_a_2xx_without_a_reason_is_ok():
 
 
 def test_a_warning_is_cut_to_200_characters():
-    from sipbridge.pbx_relay import warning
+    from sipbridge.pbx.relay import warning
 
     name, value = warning("x" * 300 + "\r\n")
     assert name == "Warning" and value == '399 sipbridge "' + "x" * 200 + '"'

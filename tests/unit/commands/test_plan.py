@@ -7,8 +7,8 @@ import pytest
 from sipbridge import catalog
 from sipbridge.config import Settings
 from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
-from sipbridge.profiles import load_profiles
-from sipbridge.routing import Requested, choose_transport, refs_call_id
+from sipbridge.phone.profiles import load_profiles
+from sipbridge.commands.plan import Requested, choose_transport, refs_call_id
 
 BOOK = load_profiles(Settings().sip_profiles_dir)
 VVX_642 = BOOK.match("PolycomVVX-VVX_411-UA/6.4.3.5018")
@@ -87,8 +87,8 @@ def tracked_phone(contact="sip:1001@10.0.0.5:5060", user_agent=None, profile=Non
 
 
 def routes(access_toml="", **options):
-    from sipbridge.phone_access import PhoneAccessBook
-    from sipbridge.routing import PhoneRoutes
+    from sipbridge.phone.access import PhoneAccessBook
+    from sipbridge.commands.plan import PhoneRoutes
 
     return PhoneRoutes(BOOK, PhoneAccessBook.parse(access_toml), **options)
 

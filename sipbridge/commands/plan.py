@@ -16,9 +16,9 @@ from typing import Literal
 from sipbridge import catalog
 from sipbridge.catalog import CommandSpec, format_version
 from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
-from sipbridge.phone_access import DEFAULT_USER, PhoneAccessBook
-from sipbridge.phone_http import HttpExchange, PhoneEndpoint
-from sipbridge.profiles import AuthMethod, Capabilities, ProfileBook
+from sipbridge.phone.access import DEFAULT_USER, PhoneAccessBook
+from sipbridge.phone.http import HttpExchange, PhoneEndpoint
+from sipbridge.phone.profiles import AuthMethod, Capabilities, ProfileBook
 from sipbridge.sip.action_uri import SipCredentials
 from sipbridge.sip.uri import parse_uri, uri_host
 from sipbridge.tracker import Phone

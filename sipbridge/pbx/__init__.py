@@ -1,0 +1,1 @@
+"""What a PBX asks of sipbridge over SIP: the inbound router and the ACTION-URI relay."""
