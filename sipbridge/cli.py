@@ -113,12 +113,9 @@ async def _serve(
     try:
         https = _https_context(settings)
         await runner.setup()
-    except SipBridgeError as exc:
+    except SipBridgeError as exc:  # a port in use, a bad address: said without a traceback
         await runner.cleanup()
         raise click.ClickException(exc.detail) from exc
-    except Exception as exc:  # a port in use, a bad address: say so, no traceback
-        await runner.cleanup()
-        raise click.ClickException(f"cannot start: {exc}") from exc
     # aiohttp's default listen backlog (128) overflows when clients open hundreds of connections
     # at once; the dropped handshakes then cost 1-3 s retries (bench/run, 200 connections).
     site = web.TCPSite(

@@ -1,4 +1,10 @@
-"""The aiohttp application: `create_app(settings)` wires the parts, each a cleanup context."""
+"""The aiohttp application: `create_app(settings)` builds the parts, one cleanup context each.
+
+In start order (cleanup runs in reverse): the tracker; the phone side (profiles, credentials,
+REST client); the SIP user agent; the listener's sockets (their ports go in every NOTIFY's
+Contact); the command path; the listener serving them; the housekeeping tasks. Each part is
+built with the parts it needs, which already exist when its context runs.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +24,14 @@ from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
 from sipbridge.api.throttle import FailureThrottle
 from sipbridge.api.views import routes
-from sipbridge.commands.journal import CommandLog
+from sipbridge.commands import CallControl, Journal, Lanes, Planner, SharedPhoneLocks
 from sipbridge.config import Settings
-from sipbridge.commands.control import CallControl
-from sipbridge.commands.lanes import Dispatcher
 from sipbridge.errors import SipBridgeError, StartupError
 from sipbridge.pbx.relay import ActionUriRelay
+from sipbridge.pbx.router import InboundRouter
 from sipbridge.phone.access import load_access
-from sipbridge.phone.http import PhoneHttpClient, PhoneTransports, tls_context
-from sipbridge.commands.shared_locks import SharedPhoneLocks
+from sipbridge.phone.http import PhoneHttpClient, tls_context
 from sipbridge.phone.profiles import load_profiles
-from sipbridge.commands.plan import PhoneRoutes
 from sipbridge.sip.access import (
     Allowlist,
     ConnectionLimits,
@@ -36,7 +39,7 @@ from sipbridge.sip.access import (
     TokenBucket,
     parse_networks,
 )
-from sipbridge.sip.listener import ListenerCore, SipListener
+from sipbridge.sip.listener import ListenerCore, ListenerSockets, SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.resolver import ContactResolver, ResolvingSender
 from sipbridge.sip.sender import NotifySender
@@ -44,6 +47,7 @@ from sipbridge.sip.stream_sender import wire_sender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
 
@@ -115,86 +119,14 @@ def create_app(
         yield
         app[keys.STORE].close()
 
-    async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
-        sender = sender_factory(settings)
-        start = getattr(sender, "start", None)
-        if start is not None:
-            start()
-        app[keys.SENDER] = sender
-        # pjsip is handed addresses only, inside phone_networks (sipbridge.sip.resolver).
-        resolving = ResolvingSender(
-            sender,
-            ContactResolver(
-                nameservers=settings.dns_nameservers,
-                timeout=settings.resolver_timeout,
-                cache_size=settings.dns_cache_size,
-            ),
-            app[keys.PHONE_NETWORKS],
-        )
-        listener = await _start_listener(app, settings, resolving) if primary else None
-        # Worker 0's listener takes the phones' reports for every worker (workers > 1 need a
-        # fixed listen_port, config.py).
-        listen_port = listener.port if listener is not None else settings.listen_port
-        shared_locks = None
-        if settings.workers > 1:
-            shared_locks = SharedPhoneLocks(settings.data_dir / "phone-locks")
-        # One lane per phone for both transports: NOTIFYs and REST calls share the queue.
-        dispatcher = Dispatcher(
-            PhoneTransports(resolving, app[keys.PHONE_HTTP]),
-            queue_limit=settings.phone_queue_limit,
-            deadline=settings.command_deadline,
-            shared_locks=shared_locks,
-        )
-        app[keys.CONTROL] = CallControl(
-            app[keys.STORE],
-            resolving,
-            dispatcher,
-            routes=app[keys.ROUTES],
-            reports_contact=f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{listen_port}",
-            outbound_proxy=settings.sip_outbound_proxy,
-            sip_over_tls=settings.sip_tls_port is not None,
-            reports_contact_tls=_reports_contact_tls(listener, settings),
-        )
-        app[keys.COMMAND_LOG] = CommandLog(app[keys.CONTROL].writes)
-        background: list[asyncio.Task[None]] = []
-        if listener is not None:
-            # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
-            app[keys.SIP_FEED].relay = ActionUriRelay(
-                app[keys.STORE],
-                app[keys.CONTROL],
-                app[keys.COMMAND_LOG],
-                deadline=settings.sip_relay_deadline,
-            )
-            loop = asyncio.get_running_loop()
-            background = [
-                loop.create_task(_expire_registrations(app)),
-                loop.create_task(_prune_command_log(app[keys.STORE], settings)),
-                loop.create_task(_prune_audit(app[keys.STORE], settings)),
-            ]
-        yield
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if listener is not None:
-            await listener.stop()
-        if keys.SUBSCRIPTIONS in app:
-            await app[keys.SUBSCRIPTIONS].stop()
-        stop = getattr(sender, "stop", None)
-        if stop is not None:
-            stop()
-        if shared_locks is not None:
-            shared_locks.close()
-
-    async def phone_http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def phone_ctx(app: web.Application) -> AsyncIterator[None]:
         """Profiles, phone credentials and the phone REST client; a bad file stops the start."""
-        profiles = load_profiles(settings.sip_profiles_dir)
-        access = load_access(settings.phone_credentials_file)
-        log.info("sip profiles: %s", ", ".join(profiles.names()))
-        networks = PhoneNetworks.parse(settings.phone_networks)
-        app[keys.PHONE_NETWORKS] = networks
+        app[keys.PROFILES] = load_profiles(settings.sip_profiles_dir)
+        app[keys.PHONE_ACCESS] = load_access(settings.phone_credentials_file)
+        log.info("sip profiles: %s", ", ".join(app[keys.PROFILES].names()))
+        app[keys.PHONE_NETWORKS] = PhoneNetworks.parse(settings.phone_networks)
         client = PhoneHttpClient(
-            networks=networks,
+            networks=app[keys.PHONE_NETWORKS],
             # A REST call holds the phone's lane like a NOTIFY: bounded like its transaction.
             timeout=settings.transaction_timeout,
             tls=tls_context(
@@ -202,32 +134,119 @@ def create_app(
             ),
         )
         await client.start()
-        app[keys.PROFILES] = profiles
         app[keys.PHONE_HTTP] = client
-        app[keys.ROUTES] = PhoneRoutes(
-            profiles, access, scheme=settings.phone_http_scheme, port=settings.phone_http_port
-        )
         yield
         await client.close()  # deletes the REST sessions it opened
 
+    async def user_agent_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The SIP user agent, handed addresses only, inside phone_networks (sip/resolver.py)."""
+        agent = ResolvingSender(
+            sender_factory(settings),
+            ContactResolver(
+                nameservers=settings.dns_nameservers,
+                timeout=settings.resolver_timeout,
+                cache_size=settings.dns_cache_size,
+            ),
+            app[keys.PHONE_NETWORKS],
+        )
+        agent.start()
+        app[keys.SENDER] = agent
+        yield
+        agent.stop()
+
+    async def listener_sockets_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Worker 0's listener sockets, bound before the command path that names their ports."""
+        tls_port = settings.listen_tls_port
+        try:
+            sockets = ListenerSockets.bind(
+                settings.listener_host, settings.listen_port, tls_port=tls_port
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for SIP on {settings.listener_host}:{settings.listen_port}"
+                + (f" (TLS {tls_port})" if tls_port is not None else "")
+                + f": {exc.strerror}"
+            ) from exc
+        app[keys.LISTENER_SOCKETS] = sockets
+        yield
+        sockets.close()  # closed already if the listener served them; closing again is harmless
+
+    async def command_path_ctx(app: web.Application) -> AsyncIterator[None]:
+        shared_locks = None
+        if settings.workers > 1:
+            shared_locks = SharedPhoneLocks(settings.data_dir / "phone-locks")
+        sender = app[keys.SENDER]
+        app[keys.CONTROL] = CallControl(
+            app[keys.STORE],
+            planner=Planner(
+                profiles=app[keys.PROFILES],
+                access=app[keys.PHONE_ACCESS],
+                scheme=settings.phone_http_scheme,
+                port=settings.phone_http_port,
+                reports_contact=_reports_contact(app, settings),
+                reports_contact_tls=_reports_contact_tls(app, settings),
+                outbound_proxy=settings.sip_outbound_proxy,
+                sip_over_tls=settings.sip_tls_port is not None,
+            ),
+            # One lane per phone for both carriers: NOTIFYs and REST calls share the queue.
+            lanes=Lanes(
+                queue_limit=settings.phone_queue_limit,
+                deadline=settings.command_deadline,
+                shared_locks=shared_locks,
+            ),
+            journal=Journal(GroupCommit(app[keys.STORE])),
+            sip=sender,
+            http=app[keys.PHONE_HTTP],
+        )
+        yield
+        if shared_locks is not None:
+            shared_locks.close()
+
+    async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
+        listener, subscriptions = await _start_listener(app, settings)
+        app[keys.LISTENER] = listener
+        yield
+        await listener.stop()
+        if subscriptions is not None:
+            await subscriptions.stop()
+
+    async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        background = [
+            loop.create_task(_expire_registrations(app)),
+            loop.create_task(_prune_command_log(app[keys.STORE], settings)),
+            loop.create_task(_prune_audit(app[keys.STORE], settings)),
+        ]
+        yield
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app.cleanup_ctx.append(tracker_ctx)
-    app.cleanup_ctx.append(phone_http_ctx)
-    app.cleanup_ctx.append(sip_ctx)
+    app.cleanup_ctx.append(phone_ctx)
+    app.cleanup_ctx.append(user_agent_ctx)
+    if primary:
+        app.cleanup_ctx.append(listener_sockets_ctx)
+    app.cleanup_ctx.append(command_path_ctx)
+    if primary:
+        app.cleanup_ctx.append(listener_ctx)
+        app.cleanup_ctx.append(housekeeping_ctx)
     return app
 
 
 async def _start_listener(
-    app: web.Application, settings: Settings, sender: NotifySender
-) -> SipListener:
-    """The SIP listener and what stands behind it: REGISTER, dialog and reg NOTIFYs."""
+    app: web.Application, settings: Settings
+) -> tuple[SipListener, DialogSubscriptions | None]:
+    """The SIP listener and what stands behind it: REGISTER, dialog and reg NOTIFYs, the relay."""
     store = app[keys.STORE]
+    sockets = app[keys.LISTENER_SOCKETS]
     subscriptions = None
     if settings.subscribe_dialogs != "none":
         subscriptions = DialogSubscriptions(
-            sender,
+            app[keys.SENDER],
             listener_host=settings.listener_contact_host,
-            # Read when a SUBSCRIBE goes out, after the listener has bound its port.
-            listener_port=lambda: app[keys.LISTENER].port,
+            listener_port=lambda: sockets.port,
             expires=settings.dialog_subscription_expires,
             outbound_proxy=settings.sip_outbound_proxy,
         )
@@ -238,9 +257,10 @@ async def _start_listener(
         register_auth=_register_auth(settings),
         networks=app[keys.PHONE_NETWORKS],
     )
-    app[keys.SIP_FEED] = feed
+    # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
+    relay = ActionUriRelay(app[keys.CONTROL], deadline=settings.sip_relay_deadline)
     core = ListenerCore(
-        feed,
+        InboundRouter(feed, relay),
         allowlist=Allowlist(parse_networks(settings.sip_allow)),
         rate_limiter=RateLimiter(
             time.monotonic, rate=settings.sip_rate_limit, burst=settings.sip_rate_burst
@@ -259,35 +279,35 @@ async def _start_listener(
         )
     listener = SipListener(
         core,
-        host=settings.listener_host,
-        port=settings.listen_port,
+        sockets,
         tls=tls,
-        tls_port=settings.listen_tls_port or 0,
         connections=ConnectionLimits(
             max_total=settings.sip_tcp_max_connections,
             max_per_source=settings.sip_tcp_max_per_source,
         ),
         idle_timeout=settings.sip_tcp_idle_timeout,
     )
-    try:
-        await listener.start()
-    except OSError as exc:
-        raise StartupError(
-            f"cannot listen for SIP on {settings.listener_host}:{settings.listen_port}: "
-            f"{exc.strerror}"
-        ) from exc
-    app[keys.LISTENER] = listener
+    await listener.start()
     if subscriptions is not None:
         for phone in store.phones():
             if settings.subscribe_dialogs == "all" or phone.learned_from != "http":
                 subscriptions.phone_registered(phone)
         await subscriptions.start()
-    return listener
+    return listener, subscriptions
 
 
-def _reports_contact_tls(listener: SipListener | None, settings: Settings) -> str | None:
+def _reports_contact(app: web.Application, settings: Settings) -> str:
+    """The Contact of every NOTIFY: worker 0's listener, which takes the phones' reports for
+    every worker (workers > 1 need a fixed listen_port, config.py)."""
+    sockets = app.get(keys.LISTENER_SOCKETS)
+    port = sockets.port if sockets is not None else settings.listen_port
+    return f"sip:sipbridge@{uri_host(settings.listener_contact_host)}:{port}"
+
+
+def _reports_contact_tls(app: web.Application, settings: Settings) -> str | None:
     """The listener over TLS as the Contact of commands to TLS phones (worker 0's port)."""
-    port = listener.tls_port if listener is not None else settings.listen_tls_port
+    sockets = app.get(keys.LISTENER_SOCKETS)
+    port = sockets.tls_port if sockets is not None else settings.listen_tls_port
     if not port:
         return None
     return f"sips:sipbridge@{uri_host(settings.listener_contact_host)}:{port}"
@@ -360,7 +380,6 @@ async def _expire_registrations(app: web.Application, every: float = 30.0) -> No
                 app[keys.SUBSCRIPTIONS].phone_gone(phone_id)
         if gone:
             log.info("registrations expired: %s", ", ".join(gone))
-
 
 
 def _api_keys(settings: Settings) -> tuple[str, ...]:

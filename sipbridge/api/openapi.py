@@ -10,8 +10,14 @@ from pydantic.json_schema import models_json_schema
 from sipbridge import __version__
 from sipbridge.api import schemas
 from sipbridge.api.problems import PROBLEM_CONTENT_TYPE
-from sipbridge.catalog._fields import CALL_ID_PATTERN
-from sipbridge.commands.control import CALL_ACTIONS, DialBody, DtmfBody, TransferBody, WarmTransferBody
+from sipbridge.catalog import CALL_ID_PATTERN
+from sipbridge.commands.actions import (
+    CALL_ACTIONS,
+    DialBody,
+    DtmfBody,
+    TransferBody,
+    WarmTransferBody,
+)
 from sipbridge.tracker.models import PHONE_ID_PATTERN
 
 _REF = "#/components/schemas/{model}"

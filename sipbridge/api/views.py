@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -32,13 +31,12 @@ from sipbridge.api.schemas import (
     ProfileList,
     ProfileOut,
 )
-from sipbridge.catalog._fields import CALL_ID_PATTERN
-from sipbridge.commands.control import CommandResult
+from sipbridge.catalog import CALL_ID_PATTERN
+from sipbridge.commands import REQUESTED, CommandResult, Requested
 from sipbridge.errors import InvalidInput, MalformedBody, UnknownPhone, UnsupportedMediaType
-from sipbridge.commands.plan import REQUESTED, Requested
 from sipbridge.sip.networks import PhoneNetworks
-from sipbridge.sip.uri import parse_uri
-from sipbridge.tracker import Phone, TrackerStore, Transport
+from sipbridge.sip.uri import SipUri, implied_transport, parse_uri
+from sipbridge.tracker import Phone, SipTransport, TrackerStore
 from sipbridge.tracker.models import PHONE_ID_PATTERN
 from sipbridge.tracker.store import KEEP_PIN
 
@@ -134,7 +132,7 @@ def _register(
     refused = networks.why_not_host(contact.host)
     if refused is not None:
         raise InvalidInput.one(field, refused)
-    transport: Transport = body.transport or _transport_of(contact.transport, contact.scheme, field)
+    transport: SipTransport = body.transport or _transport_of(contact, field)
     return store.register_phone(
         phone_id,
         contact=body.contact,
@@ -147,12 +145,11 @@ def _register(
     )
 
 
-def _transport_of(param: str | None, scheme: str, field: str) -> Transport:
-    if param in ("udp", "tcp", "tls"):
-        return param  # type: ignore[return-value]
-    if param is not None:
-        raise InvalidInput.one(field, f"transport={param} is not supported (udp, tcp, tls)")
-    return "tls" if scheme == "sips" else "udp"
+def _transport_of(contact: SipUri, field: str) -> SipTransport:
+    transport = implied_transport(contact)
+    if transport in ("udp", "tcp", "tls"):
+        return transport  # type: ignore[return-value]
+    raise InvalidInput.one(field, f"transport={transport} is not supported (udp, tcp, tls)")
 
 
 @routes.put("/v1/phones")
@@ -237,15 +234,12 @@ async def list_calls(request: web.Request) -> web.Response:
 async def call_action(request: web.Request) -> web.Response:
     call_id = _call_id(request)
     body = await read_json(request, allow_empty=True)
-    result = await _logged(
-        request,
-        request.app[keys.CONTROL].act_on_call(
-            call_id,
-            request.match_info["action"],
-            body,
-            _transport_param(request),
-            await_recorded=False,  # the command log's write commits it (sipbridge/commands/journal.py)
-        ),
+    result = await request.app[keys.CONTROL].act_on_call(
+        call_id,
+        request.match_info["action"],
+        body,
+        _transport_param(request),
+        source=_source(request),
     )
     return _result_json(result)
 
@@ -254,11 +248,8 @@ async def call_action(request: web.Request) -> web.Response:
 async def phone_command(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_model(request, CommandIn)
-    result = await _logged(
-        request,
-        request.app[keys.CONTROL].send_command(
-            phone_id, body.command_uri, body.data, _transport_param(request)
-        ),
+    result = await request.app[keys.CONTROL].send_command(
+        phone_id, body.command_uri, body.data, _transport_param(request), source=_source(request)
     )
     return _result_json(result)
 
@@ -267,15 +258,15 @@ async def phone_command(request: web.Request) -> web.Response:
 async def dial(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_json(request)
-    result = await _logged(
-        request, request.app[keys.CONTROL].dial(phone_id, body, _transport_param(request))
+    result = await request.app[keys.CONTROL].dial(
+        phone_id, body, _transport_param(request), source=_source(request)
     )
     return _result_json(result)
 
 
-async def _logged(request: web.Request, command: Awaitable[CommandResult]) -> CommandResult:
-    """Run a command through the command log, with the HTTP client as its source."""
-    return await request.app[keys.COMMAND_LOG].run(f"http:{request.remote}", command)
+def _source(request: web.Request) -> str:
+    """Who asked, as the command log names it."""
+    return f"http:{request.remote}"
 
 
 @routes.get("/v1/commands")
@@ -301,7 +292,7 @@ def _int_query(request: web.Request, name: str, *, default: int | None, low: int
 
 
 def _transport_param(request: web.Request) -> Requested:
-    """`?transport=auto|sip|http` on every command route (default auto, see sipbridge/commands/plan.py)."""
+    """`?transport=auto|sip|http` on every command route (default auto, commands/plan.py)."""
     value = request.query.get("transport", "auto")
     for requested in REQUESTED:
         if value == requested:

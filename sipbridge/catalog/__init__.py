@@ -20,6 +20,7 @@ from pydantic_core import to_json
 
 from sipbridge.catalog._commands import CommandData, CommandSpec, Delivery, Output
 from sipbridge.catalog._diag import DIAG
+from sipbridge.catalog._fields import CALL_ID_PATTERN, CallRef, Destination, Digits, LineNumber
 from sipbridge.catalog._lines import LINES, Line, Version, format_version, parse_version
 from sipbridge.catalog._management import MANAGEMENT
 from sipbridge.catalog._webcallcontrol import WEB_CALL_CONTROL, call_status_query_problem
@@ -27,14 +28,19 @@ from sipbridge.errors import FieldProblem, InvalidInput, PayloadTooLarge
 
 __all__ = [
     "ALL_COMMANDS",
+    "CALL_ID_PATTERN",
     "LINES",
     "MAX_BODY_BYTES",
+    "CallRef",
     "Command",
     "CommandData",
     "CommandSpec",
     "Delivery",
+    "Destination",
+    "Digits",
     "HttpCall",
     "Line",
+    "LineNumber",
     "Output",
     "Version",
     "build",

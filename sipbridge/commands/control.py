@@ -1,7 +1,8 @@
-"""One command, end to end, whatever the entry: locate, validate, encode, dispatch, record.
+"""One command, end to end, whatever the entry: locate → plan → the phone's lane → judge → record.
 
-The HTTP API (and later the SIP ingress) call into `CallControl`; it owns the order of the steps
-so every entry refuses bad input the same way and before anything reaches a phone.
+The HTTP API and the PBX relay call into `CallControl`; it owns the order of the steps, so every
+entry refuses bad input the same way and before anything reaches a phone, and every command is
+recorded by the journal (`journal.py`) before its caller is answered.
 """
 
 from __future__ import annotations
@@ -9,218 +10,77 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from sipbridge import catalog
-from sipbridge.catalog._fields import CallRef, Destination, Digits, LineNumber
-from sipbridge.commands.lanes import Dispatcher
+from sipbridge.commands.actions import CALL_ACTIONS, ENDED, ActionBody, CallAction, DialBody
+from sipbridge.commands.actions import WarmTransferBody
+from sipbridge.commands.journal import Completed, Journal, StateChange
+from sipbridge.commands.lanes import Lanes
+from sipbridge.commands.outcome import CommandResult, accept_http_answer, accept_sip_answer
+from sipbridge.commands.plan import Carrier, HttpPlan, Plan, Planner, Requested, SipPlan
 from sipbridge.errors import (
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     PhoneTimeout,
     PhoneUnreachable,
     RemoteError,
     SipBridgeError,
     TransportUnavailable,
+    UnknownPhone,
 )
-from sipbridge.commands.outcome import accept_http_answer, accept_sip_answer
-from sipbridge.phone.http import HttpAnswer
-from sipbridge.phone.profiles import Capabilities
-from sipbridge.commands.plan import PhoneRoutes, Requested, Transport, choose_transport, refs_call_id
-from sipbridge.sip import action_uri
+from sipbridge.phone.http import HttpAnswer, PhoneHttpClient
 from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.sender import NotifySender
-from sipbridge.tracker import ENDED, Call, Phone, TrackerStore, state_after
-from sipbridge.tracker.group_commit import GroupCommit
+from sipbridge.tracker import Call, Phone, TrackerStore
 
 log = logging.getLogger(__name__)
 
-
-class ActionBody(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class NoBody(ActionBody):
-    """Actions that need nothing but the Call-ID."""
-
-
-class TransferBody(ActionBody):
-    destination: Destination = Field(description="Number or SIP URI to transfer the call to.")
-
-
-class WarmTransferBody(ActionBody):
-    other_call_id: CallRef = Field(
-        description="The held call on the same phone whose party receives this call."
-    )
-
-
-class DtmfBody(ActionBody):
-    digits: Digits = Field(description="DTMF digits: 0-9, *, #, A-D.")
-
-
-class DialBody(ActionBody):
-    destination: Destination = Field(description="Number or SIP URI to call.")
-    line: LineNumber | None = Field(None, description="Phone line to call from (default 1).")
-    type: Literal["SIP", "TEL", "H323"] | None = Field(
-        None, description="How the phone reads the destination (default TEL)."
-    )
+Answer = SipAnswer | HttpAnswer
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallAction:
-    """An action of the front API and the Poly command it becomes."""
+class PbxCommand:
+    """A command a PBX sent in an ACTION-URI NOTIFY, and the phone its Request-URI names."""
 
-    name: str
-    command: str
-    body: type[ActionBody]
-    data: Callable[[str, Any], dict[str, str]]
-    summary: str
-
-
-def _ref(call_id: str, _: Any) -> dict[str, str]:
-    return {"Ref": call_id}
-
-
-CALL_ACTIONS: dict[str, CallAction] = {
-    action.name: action
-    for action in (
-        CallAction(
-            name="answer",
-            command="answerCall",
-            body=NoBody,
-            data=_ref,
-            summary="Answer the ringing call.",
-        ),
-        CallAction(
-            name="reject",
-            command="rejectCall",
-            body=NoBody,
-            data=_ref,
-            summary="Reject the ringing call.",
-        ),
-        CallAction(
-            name="ignore",
-            command="ignoreCall",
-            body=NoBody,
-            data=_ref,
-            summary="Stop the phone ringing for the call.",
-        ),
-        CallAction(
-            name="end", command="endCall", body=NoBody, data=_ref, summary="Hang up the call."
-        ),
-        CallAction(
-            name="hold", command="holdCall", body=NoBody, data=_ref, summary="Put the call on hold."
-        ),
-        CallAction(
-            name="resume",
-            command="resumeCall",
-            body=NoBody,
-            data=_ref,
-            summary="Resume the held call.",
-        ),
-        CallAction(
-            name="transfer",
-            command="transferCall",
-            body=TransferBody,
-            data=lambda call_id, body: {"Ref": call_id, "TransferDest": body.destination},
-            summary="Blind-transfer the call.",
-        ),
-        CallAction(
-            name="warm-transfer",
-            command="warmTransfer",
-            body=WarmTransferBody,
-            data=lambda call_id, body: {"Ref-A": call_id, "Ref-B": body.other_call_id},
-            summary="Attended transfer: connect this call to the party of other_call_id.",
-        ),
-        CallAction(
-            name="dtmf",
-            command="sendDTMF",
-            body=DtmfBody,
-            data=lambda _, body: {"Digits": body.digits},
-            summary="Send DTMF digits on the phone's active call.",
-        ),
-        CallAction(
-            name="mute",
-            command="mute",
-            body=NoBody,
-            data=lambda _, __: {"state": "1"},
-            summary="Mute the phone.",
-        ),
-        CallAction(
-            name="unmute",
-            command="mute",
-            body=NoBody,
-            data=lambda _, __: {"state": "0"},
-            summary="Unmute the phone.",
-        ),
-        CallAction(
-            name="join",
-            command="joinCalls",
-            body=NoBody,
-            data=lambda _, __: {},
-            summary="Join the phone's active and held calls into a conference.",
-        ),
-    )
-}
+    command_uri: str
+    data: dict[str, Any]
+    phone_user: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
-class CommandResult:
-    """What the caller learns: who got which command, and what the phone answered."""
+class _Facts:
+    """What a result and a failure say about the command: who, which, how."""
 
     phone: str
     call_id: str | None
     command_uri: str
-    transport: Transport
-    sip_status: int | None
-    sip_reason: str | None
-    latency_ms: float
-    # Over HTTP: the phone's HTTP status, its Poly status code and meaning, and what it returned.
-    http_status: int | None = None
-    poly_status: int | None = None
-    poly_meaning: str | None = None
-    data: Any = None
-    # The call-state write still committing when act_on_call returned early (await_recorded=
-    # False): the caller awaits it after its own group write, so a failed one is an error, not
-    # a success (CommandLog.run). Never part of the answer.
-    recorded: Annotated[Any, Field(exclude=True)] = field(default=None, repr=False, compare=False)
+    transport: Carrier
 
 
 class CallControl:
     def __init__(
         self,
         store: TrackerStore,
-        sender: NotifySender,
-        dispatcher: Dispatcher,
         *,
-        reports_contact: str | None = None,
-        outbound_proxy: str | None = None,
-        routes: PhoneRoutes | None = None,
-        writes: GroupCommit | None = None,
-        sip_over_tls: bool = True,
-        reports_contact_tls: str | None = None,
+        planner: Planner,
+        lanes: Lanes,
+        journal: Journal,
+        sip: NotifySender,
+        http: PhoneHttpClient | None = None,
     ) -> None:
         self.store = store
-        # Writes after a command go through a group commit shared with the command log.
-        self.writes = writes or GroupCommit(store)
-        # Profiles, phone credentials and HTTP settings; None: SIP only, no profile checks.
-        self._routes = routes
-        self._sender = sender
-        self._dispatcher = dispatcher
-        # The NOTIFY's Contact: sipbridge's listener when it runs, so a phone's reports about a
-        # command (Edge E sends them as INFO, DESIGN.md) reach it; else the UA itself.
-        self._reports_contact = reports_contact
-        self._outbound_proxy = outbound_proxy
-        # False when the UA has no TLS transport (sip_tls_port unset): sips: phones get a 422.
-        self._sip_over_tls = sip_over_tls
-        # The listener over TLS, for phones reached over TLS: their reports come back the same
-        # way, and a sips: Request-URI wants a sips: Contact (RFC 3261 §8.1.1.8).
-        self._reports_contact_tls = reports_contact_tls
+        self._planner = planner
+        self._lanes = lanes
+        self._journal = journal
+        self._sip = sip
+        self._http = http
+
+    # -- the entries ---------------------------------------------------------------------------
 
     async def act_on_call(
         self,
@@ -229,13 +89,40 @@ class CallControl:
         body: Mapping[str, Any],
         transport: Requested = "auto",
         *,
-        await_recorded: bool = True,
+        source: str,
     ) -> CommandResult:
-        """Locate the call, send the action's command to its phone, record the new state.
+        """Locate the call, send the action's command to its phone, record the new state."""
+        return await self._journal.run(source, self._act(call_id, action_name, body, transport))
 
-        `await_recorded=False` is for a caller that awaits a group write of its own before it
-        answers (`CommandLog.run`): the state write then shares that write's transaction.
-        """
+    async def send_command(
+        self,
+        phone_id: str,
+        command_uri: str,
+        data: Mapping[str, Any] | Sequence[Any],
+        transport: Requested = "auto",
+        *,
+        source: str,
+    ) -> CommandResult:
+        """A raw Poly command, validated against the catalog, to a phone."""
+        return await self._journal.run(source, self._command(phone_id, command_uri, data, transport))
+
+    async def dial(
+        self, phone_id: str, body: Mapping[str, Any], transport: Requested = "auto", *, source: str
+    ) -> CommandResult:
+        return await self._journal.run(source, self._dial(phone_id, body, transport))
+
+    async def pbx_command(
+        self, parse: Callable[[], PbxCommand], *, source: str, deadline: float
+    ) -> CommandResult:
+        """A PBX's command (`parse` reads it from the NOTIFY: a bad body is recorded like any
+        refusal), to the phone the Request-URI or the body's Ref names, within `deadline`."""
+        return await self._journal.run(source, self._pbx(parse, deadline))
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    async def _act(
+        self, call_id: str, action_name: str, body: Mapping[str, Any], transport: Requested
+    ) -> Completed:
         action = CALL_ACTIONS.get(action_name)
         if action is None:
             raise NotFound(
@@ -246,42 +133,29 @@ class CallControl:
         other: Call | None = None
         if isinstance(parsed, WarmTransferBody):
             other = self._other_call_on_same_phone(parsed.other_call_id, phone)
-        spec = catalog.lookup(action.command)
-        command = catalog.build(spec, action.data(call_id, parsed))
-        try:
-            result = await self._deliver(phone, command, call_id=call_id, requested=transport)
-        except PhoneTimeout as exc:
-            if exc.late is not None:
-                # The phone may still take it: a late 2xx changes the call's state as one in
-                # time would (a group write, before the command log records the late answer).
-                exc.late.add_done_callback(
-                    lambda late: self._record_late(late, action_name, call, other)
-                )
-            raise
-        recorded = self.writes.defer(lambda: self._record(action_name, call, other))
-        if not await_recorded:
-            # The caller's next group write (the command log's) commits with this one, or
-            # after it, and the caller answers only then: one transaction, not two.
-            recorded.add_done_callback(_log_failed_record)
-            return replace(result, recorded=recorded)
-        await recorded
-        return result
+        command = catalog.build(catalog.lookup(action.command), action.data(call_id, parsed))
+        return await self._deliver(
+            phone,
+            command,
+            call_id=call_id,
+            requested=transport,
+            change=self._state_change(action, call, other),
+        )
 
-    async def send_command(
+    async def _command(
         self,
         phone_id: str,
         command_uri: str,
         data: Mapping[str, Any] | Sequence[Any],
-        transport: Requested = "auto",
-    ) -> CommandResult:
-        """A raw Poly command, validated against the catalog, to a phone."""
+        transport: Requested,
+    ) -> Completed:
         phone = self.store.phone(phone_id)
         command = catalog.build(catalog.lookup(command_uri), data)
         return await self._deliver(phone, command, call_id=None, requested=transport)
 
-    async def dial(
-        self, phone_id: str, body: Mapping[str, Any], transport: Requested = "auto"
-    ) -> CommandResult:
+    async def _dial(
+        self, phone_id: str, body: Mapping[str, Any], transport: Requested
+    ) -> Completed:
         parsed = _validate_body(DialBody, body)
         assert isinstance(parsed, DialBody)
         phone = self.store.phone(phone_id)
@@ -293,6 +167,31 @@ class CallControl:
         command = catalog.build(catalog.lookup("dial"), data)
         return await self._deliver(phone, command, call_id=None, requested=transport)
 
+    async def _pbx(self, parse: Callable[[], PbxCommand], deadline: float) -> Completed:
+        wanted = parse()
+        phone = self._phone_for(wanted)
+        command = catalog.build(catalog.lookup(wanted.command_uri), wanted.data)
+        return await self._deliver(
+            phone, command, call_id=None, requested="auto", deadline=deadline
+        )
+
+    def _phone_for(self, wanted: PbxCommand) -> Phone:
+        """(a) The Request-URI names a registered phone; (b) else the body's Ref names a call."""
+        if wanted.phone_user:
+            try:
+                return self.store.phone(wanted.phone_user)
+            except UnknownPhone:
+                pass
+        ref = wanted.data.get("Ref") or wanted.data.get("Ref-A")
+        if not isinstance(ref, str) or not ref:
+            raise NotFound(
+                f"no registered phone {wanted.phone_user!r} and no Ref / Ref-A in the body to "
+                "find one by"
+                if wanted.phone_user
+                else "no Ref / Ref-A in the body to find the phone by"
+            )
+        return self.store.locate(ref)[1]
+
     def _other_call_on_same_phone(self, other_call_id: str, phone: Phone) -> Call:
         other = self.store.call(other_call_id)
         if other.phone_id != phone.id:
@@ -302,179 +201,95 @@ class CallControl:
             )
         return other
 
+    def _state_change(
+        self, action: CallAction, call: Call, other: Call | None
+    ) -> StateChange | None:
+        """What the tracker records once the phone accepted `action` (None: nothing changes)."""
+        if action.after is None:
+            return None
+        after = action.state_after(call.state)
+        store = self.store
+
+        def change() -> None:
+            if after == ENDED:
+                for tracked in (call, other):
+                    if tracked is not None:
+                        store.remove_call(tracked.call_id)
+            else:
+                store.set_call_state(call.call_id, after)
+
+        return change
+
     async def _deliver(
         self,
         phone: Phone,
         command: catalog.Command,
         *,
         call_id: str | None,
-        requested: Requested = "auto",
-    ) -> CommandResult:
-        # Profile, transport, Ref and size are all checked before anything is queued or sent.
-        capabilities = self._routes.capabilities(phone) if self._routes else None
-        transport = choose_transport(command.spec, capabilities, requested)
-        if call_id is not None:
-            refs_call_id(capabilities, command.as_json()["data"])
-        if transport == "http":
-            return await self._deliver_http(phone, command, call_id, capabilities)
-        body = catalog.encode(command)  # 413 here: before anything is queued or sent
-        if capabilities is not None and len(body) > capabilities.profile.body_limit:
-            raise PayloadTooLarge(
-                f"the command body would be {len(body)} bytes; "
-                f"{capabilities.profile.title} accepts {capabilities.profile.body_limit}"
-            )
-        request = action_uri.compose(
-            contact=phone.contact,
-            transport=phone.transport,
-            body=body,
-            local_contact=self._reports_contact_for(phone),
-            outbound_proxy=self._outbound_proxy,
-            credentials=None if self._routes is None else self._routes.sip_credentials(phone.id),
-        )
-        if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
-            raise TransportUnavailable.one(
-                "transport",
-                f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
-                "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
-            )
-        return await self._on_lane(
-            phone, command, call_id, "sip", request, _sip_result(phone, command, call_id)
-        )
-
-    def _reports_contact_for(self, phone: Phone) -> str:
-        if phone.transport == "tls" and self._reports_contact_tls is not None:
-            if phone.contact.lower().startswith("sips:"):
-                return self._reports_contact_tls
-            return self._reports_contact_tls.replace("sips:", "sip:", 1) + ";transport=tls"
-        return self._reports_contact or self._sender.local_contact
-
-    async def _on_lane(
-        self,
-        phone: Phone,
-        command: catalog.Command,
-        call_id: str | None,
-        transport: Transport,
-        request: action_uri.OutgoingRequest,
-        result_of: Callable[[SipAnswer, float], CommandResult],
-    ) -> CommandResult:
-        """Queue `request` in the phone's lane, judge the answer; a failure carries the facts.
+        requested: Requested,
+        change: StateChange | None = None,
+        deadline: float | None = None,
+    ) -> Completed:
+        """Plan the command, send it in the phone's lane, judge the answer.
 
         A command that timed out after it left still ends on the phone: its late answer is
-        judged the same way, into `PhoneTimeout.late` (a CommandResult, or the RemoteError).
+        judged the same way, into `PhoneTimeout.late` (a `Completed`, or the RemoteError), which
+        the journal records with its state change.
         """
+        plan = self._planner.plan(
+            phone, command, requested=requested, by_call_id=call_id is not None
+        )
+        if isinstance(plan, HttpPlan) and self._http is None:
+            raise TransportUnavailable.one("transport", "the phone HTTP transport is not set up")
+        facts = _Facts(
+            phone=phone.id,
+            call_id=call_id,
+            command_uri=command.spec.command_uri,
+            transport=plan.carrier,
+        )
         started = time.perf_counter()
-        facts = {
-            "phone": phone.id,
-            "call_id": call_id,
-            "command_uri": command.spec.command_uri,
-            "transport": transport,
-        }
         try:
-            delivery = await self._dispatcher.deliver(phone.id, request)
-            return result_of(delivery.answer, delivery.latency_ms)
+            answered = await self._lanes.deliver(
+                phone.id, lambda: self._send(plan), deadline=deadline
+            )
+            result = _judge(command, facts, answered.answer, answered.latency_ms)
         except RemoteError as exc:
-            exc.context.update(facts)
+            exc.context.update(vars(facts))
             if isinstance(exc, PhoneTimeout) and exc.late is not None:
-                exc.late = _judged_later(exc.late, result_of, started, facts)
+                exc.late = _judged_later(exc.late, command, facts, started, change)
             log.warning(
                 "%s to phone %s over %s failed: %s",
                 command.spec.name,
                 phone.id,
-                transport.upper(),
+                plan.carrier.upper(),
                 exc.detail,
             )
             raise
+        return Completed(result=result, change=change)
 
-    async def _deliver_http(
-        self,
-        phone: Phone,
-        command: catalog.Command,
-        call_id: str | None,
-        capabilities: Capabilities | None,
-    ) -> CommandResult:
-        """The same command through the phone's REST API, in the same per-phone lane."""
-        if self._routes is None:
-            raise TransportUnavailable.one("transport", "the phone HTTP transport is not set up")
-        exchange = self._routes.exchange(phone, command, capabilities)
-        return await self._on_lane(
-            phone, command, call_id, "http", exchange, _http_result(phone, command, call_id)
-        )
-
-    def _record(self, action_name: str, call: Call, other: Call | None) -> None:
-        """Update the tracker only after the phone accepted the command (a group write)."""
-        after = state_after(action_name, call.state)
-        for tracked in (call, other):
-            if tracked is None:
-                continue
-            if after == ENDED:
-                self.store.remove_call(tracked.call_id)
-            elif tracked is call:
-                self.store.set_call_state(tracked.call_id, after)
-
-    def _record_late(
-        self,
-        late: asyncio.Future[CommandResult],
-        action_name: str,
-        call: Call,
-        other: Call | None,
-    ) -> None:
-        if late.cancelled() or late.exception() is not None:
-            return  # a refusal or no answer: the tracker stays as it was
-        recorded = self.writes.defer(lambda: self._record(action_name, call, other))
-        recorded.add_done_callback(_log_failed_record)
+    def _send(self, plan: Plan) -> Coroutine[Any, Any, Answer]:
+        if isinstance(plan, SipPlan):
+            return self._sip.send(plan.request)
+        assert self._http is not None, "checked before the lane"
+        return self._http.send(plan.exchange)
 
 
-def _log_failed_record(recorded: asyncio.Future[None]) -> None:
-    if not recorded.cancelled() and recorded.exception() is not None:
-        log.error("recording the call state failed: %s", recorded.exception())
-
-
-def _sip_result(
-    phone: Phone, command: catalog.Command, call_id: str | None
-) -> Callable[[SipAnswer, float], CommandResult]:
-    def result_of(answer: SipAnswer, latency_ms: float) -> CommandResult:
-        answer = accept_sip_answer(answer)
-        log.info(
-            "%s to phone %s: %d %s in %.1f ms",
-            command.spec.name,
-            phone.id,
-            answer.status,
-            answer.reason,
-            latency_ms,
-        )
-        return CommandResult(
-            phone=phone.id,
-            call_id=call_id,
-            command_uri=command.spec.command_uri,
-            transport="sip",
-            sip_status=answer.status,
-            sip_reason=answer.reason,
-            latency_ms=round(latency_ms, 3),
-        )
-
-    return result_of
-
-
-def _http_result(
-    phone: Phone, command: catalog.Command, call_id: str | None
-) -> Callable[[SipAnswer, float], CommandResult]:
-    def result_of(answer: SipAnswer, latency_ms: float) -> CommandResult:
-        # The lane answers an HttpExchange with an HttpAnswer (sipbridge.phone.http).
-        assert isinstance(answer, HttpAnswer), "an HttpExchange is answered by HTTP"
+def _judge(
+    command: catalog.Command, facts: _Facts, answer: Answer, latency_ms: float
+) -> CommandResult:
+    """The phone's answer read by `outcome.py`: a result, or the RemoteError it means."""
+    if isinstance(answer, HttpAnswer):
         outcome = accept_http_answer(answer)
         log.info(
             "%s to phone %s over HTTP: %d (Poly %s) in %.1f ms",
             command.spec.name,
-            phone.id,
+            facts.phone,
             outcome.http_status,
             outcome.poly_status,
             latency_ms,
         )
         return CommandResult(
-            phone=phone.id,
-            call_id=call_id,
-            command_uri=command.spec.command_uri,
-            transport="http",
+            **vars(facts),
             sip_status=None,
             sip_reason=None,
             latency_ms=round(latency_ms, 3),
@@ -483,32 +298,48 @@ def _http_result(
             poly_meaning=outcome.poly_meaning,
             data=outcome.data,
         )
-
-    return result_of
+    answer = accept_sip_answer(answer)
+    log.info(
+        "%s to phone %s: %d %s in %.1f ms",
+        command.spec.name,
+        facts.phone,
+        answer.status,
+        answer.reason,
+        latency_ms,
+    )
+    return CommandResult(
+        **vars(facts),
+        sip_status=answer.status,
+        sip_reason=answer.reason,
+        latency_ms=round(latency_ms, 3),
+    )
 
 
 def _judged_later(
     flight: asyncio.Future[Any],
-    result_of: Callable[[SipAnswer, float], CommandResult],
+    command: catalog.Command,
+    facts: _Facts,
     started: float,
-    facts: Mapping[str, object],
-) -> asyncio.Future[CommandResult]:
+    change: StateChange | None,
+) -> asyncio.Future[Completed]:
     """The late answer of a command whose caller got 504, judged like an answer in time."""
-    judged: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+    judged: asyncio.Future[Completed] = asyncio.get_running_loop().create_future()
 
     def judge(done: asyncio.Future[Any]) -> None:
         try:
-            judged.set_result(result_of(done.result(), (time.perf_counter() - started) * 1000))
+            latency_ms = (time.perf_counter() - started) * 1000
+            result = _judge(command, facts, done.result(), latency_ms)
+            judged.set_result(Completed(result=result, change=change))
         except SipBridgeError as exc:
-            exc.context.update(facts)
+            exc.context.update(vars(facts))
             judged.set_exception(exc)
         except BaseException as exc:  # a cancelled flight or a sender's bug: still an ending
             failure = PhoneUnreachable(f"the command's transaction failed: {exc!r}")
-            failure.context.update(facts)
+            failure.context.update(vars(facts))
             judged.set_exception(failure)
 
     flight.add_done_callback(judge)
-    # Whoever is told about it (the command log) reads the outcome; nobody else has to.
+    # Whoever is told about it (the journal) reads the outcome; nobody else has to.
     judged.add_done_callback(lambda done: done.cancelled() or done.exception())
     return judged
 

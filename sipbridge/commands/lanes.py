@@ -12,6 +12,9 @@ that holds the lane and the cross-process lock until the sender returns, shielde
 caller's timeout and cancellation. So a 504 says whether the command left (`sent`), and a
 command that left hands its late answer on (`PhoneTimeout.late`) to be recorded.
 
+A lane knows nothing of transports: it runs whatever send it is given (a NOTIFY through the SIP
+user agent, a REST call through the phone's HTTP client), so both share one queue per phone.
+
 With several worker processes (`serve --workers N`) a command also takes the phone's lock in
 `shared_locks.SharedPhoneLocks` once its lane's turn comes, so the rule holds across processes;
 the order among commands for one phone that arrived at different workers is not defined.
@@ -23,12 +26,14 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from sipbridge.errors import PhoneTimeout, QueueFull
 from sipbridge.commands.shared_locks import SharedPhoneLocks
-from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
-from sipbridge.sip.sender import NotifySender
+from sipbridge.errors import PhoneTimeout, QueueFull
+
+Answer = TypeVar("Answer")
 
 log = logging.getLogger(__name__)
 
@@ -40,51 +45,57 @@ class _Lane:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Delivery:
+class Answered(Generic[Answer]):
     """The phone's answer and how long the whole command took, queueing included."""
 
-    answer: SipAnswer
+    answer: Answer
     latency_ms: float
 
 
-class Dispatcher:
+class Lanes:
     def __init__(
         self,
-        sender: NotifySender,
         *,
         queue_limit: int,
         deadline: float,
         shared_locks: SharedPhoneLocks | None = None,
     ) -> None:
-        self._sender = sender
         self._shared_locks = shared_locks
         self._queue_limit = queue_limit
         self._deadline = deadline
         self._lanes: dict[str, _Lane] = {}
         # Flights whose caller stopped waiting: referenced until they end (asyncio keeps only
         # weak references to tasks).
-        self._orphans: set[asyncio.Task[SipAnswer]] = set()
+        self._orphans: set[asyncio.Task[object]] = set()
 
     def queued(self, phone_id: str) -> int:
         lane = self._lanes.get(phone_id)
         return 0 if lane is None else lane.holders
 
-    async def deliver(self, phone_id: str, request: OutgoingRequest) -> Delivery:
-        """Send `request` when the phone's turn comes; PhoneTimeout if the deadline passes.
+    async def deliver(
+        self,
+        phone_id: str,
+        send: Callable[[], Coroutine[Any, Any, Answer]],
+        *,
+        deadline: float | None = None,
+    ) -> Answered[Answer]:
+        """Run `send` when the phone's turn comes; PhoneTimeout if the deadline passes.
 
-        The PhoneTimeout says whether the request left (`sent`); if it did, its transaction
-        goes on holding the lane, and `late` resolves to its answer when it ends.
+        `deadline` shortens the lanes' own for this command (the PBX relay's, under the PBX's
+        Timer F). The PhoneTimeout says whether the request left (`sent`); if it did, its
+        transaction goes on holding the lane, and `late` resolves to its answer when it ends.
         """
+        wait = self._deadline if deadline is None else min(deadline, self._deadline)
         lane = self._lanes.setdefault(phone_id, _Lane())
         if lane.holders >= self._queue_limit:
             raise QueueFull(
                 f"phone {phone_id!r} already has {lane.holders} commands queued",
-                retry_after=max(1, math.ceil(self._deadline)),
+                retry_after=max(1, math.ceil(wait)),
             )
         lane.holders += 1
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        deadline_at = loop.time() + self._deadline
+        deadline_at = loop.time() + wait
         try:
             if lane.holders == 1 and self._shared_free(phone_id):
                 # Nobody else in this lane: the lock is free and acquire() returns at once,
@@ -96,7 +107,7 @@ class Dispatcher:
         except TimeoutError as exc:
             self._leave(phone_id, lane)
             raise PhoneTimeout(
-                f"phone {phone_id!r} was busy with earlier commands for {self._deadline:g} s; "
+                f"phone {phone_id!r} was busy with earlier commands for {wait:g} s; "
                 "this one was not sent",
                 sent=False,
             ) from exc
@@ -104,7 +115,11 @@ class Dispatcher:
             self._leave(phone_id, lane)
             raise
         # From here the flight owns the lane: it lets go when the sender returns, whoever waits.
-        flight = loop.create_task(self._sender.send(request))
+        try:
+            flight: asyncio.Task[Answer] = loop.create_task(send())
+        except BaseException:
+            self._land(phone_id, lane)
+            raise
         flight.add_done_callback(lambda _: self._land(phone_id, lane))
         # Wait for the flight or the deadline, whichever comes first, without cancelling it (a
         # future and a timer: cheaper than asyncio.shield under asyncio.timeout).
@@ -127,13 +142,13 @@ class Dispatcher:
         if not flight.done():
             self._orphan(flight)
             raise PhoneTimeout(
-                f"no final answer from phone {phone_id!r} within {self._deadline:g} s; the "
+                f"no final answer from phone {phone_id!r} within {wait:g} s; the "
                 "command was sent, its outcome is not known yet",
                 sent=True,
                 late=flight,
             )
         answer = flight.result()  # or the sender's error
-        return Delivery(answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
+        return Answered(answer=answer, latency_ms=(time.perf_counter() - started) * 1000)
 
     def _shared_free(self, phone_id: str) -> bool:
         """Take the cross-process lock if no other process holds it (or there is none)."""
@@ -163,7 +178,7 @@ class Dispatcher:
             # Idle phones keep no lane: memory stays flat with many phones.
             del self._lanes[phone_id]
 
-    def _orphan(self, flight: asyncio.Task[SipAnswer]) -> None:
+    def _orphan(self, flight: asyncio.Task[Answer]) -> None:
         if flight.done():
             return
         self._orphans.add(flight)
@@ -171,7 +186,7 @@ class Dispatcher:
         flight.add_done_callback(_log_orphan_failure)
 
 
-def _log_orphan_failure(flight: asyncio.Task[SipAnswer]) -> None:
+def _log_orphan_failure(flight: asyncio.Task[Answer]) -> None:
     # Nobody may await a flight whose caller left: retrieve its error so it is not lost.
     if not flight.cancelled() and flight.exception() is not None:
         log.info("a command whose caller had left ended with: %s", flight.exception())

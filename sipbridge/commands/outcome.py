@@ -1,4 +1,5 @@
-"""The one place that decides what a phone's answer means for the caller.
+"""The one place that decides what a phone's answer means for the caller, and what the caller
+learns (`CommandResult`).
 
 A 2xx final response means the phone took the command. Any other final response from the wire is
 the phone's refusal (502 to the caller, with the phone's status and reason; 503 with its
@@ -28,6 +29,7 @@ from sipbridge.errors import (
     PhoneUnavailable,
     PhoneUnreachable,
 )
+from sipbridge.commands.plan import Carrier
 from sipbridge.phone.http import HttpAnswer
 from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.message import SipParseError, SipResponse, parse_message
@@ -46,6 +48,29 @@ KEPT_HEADERS = (
 _CHALLENGES = frozenset({"WWW-Authenticate", "Proxy-Authenticate"})
 _DELTA_SECONDS = re.compile(r"\s*(\d{1,10})")
 MAX_RETRY_AFTER = 86_400  # a day: a larger value from a phone is a mistake, not advice
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandResult:
+    """What the caller learns: who got which command, and what the phone answered."""
+
+    phone: str
+    call_id: str | None
+    command_uri: str
+    transport: Carrier
+    sip_status: int | None
+    sip_reason: str | None
+    latency_ms: float
+    # Over HTTP: the phone's HTTP status, its Poly status code and meaning, and what it returned.
+    http_status: int | None = None
+    poly_status: int | None = None
+    poly_meaning: str | None = None
+    data: Any = None
+
+    @property
+    def status(self) -> int | None:
+        """The phone's own status: SIP over SIP, HTTP over HTTP."""
+        return self.sip_status if self.sip_status is not None else self.http_status
 
 
 def accept_sip_answer(answer: SipAnswer) -> SipAnswer:

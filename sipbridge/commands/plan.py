@@ -1,4 +1,4 @@
-"""Which transport carries a command to a phone (sans-I/O): SIP NOTIFY or the phone's HTTP API.
+"""How a command leaves for its phone, decided once and without I/O: the plan.
 
     auto  call control goes over SIP where the phone takes REST over SIP (UCS 6.4.2+ /
           PVOS 8.0+, manual 002); commands that answer with data, and every command to a phone
@@ -6,31 +6,55 @@
     sip / http  forced by the request; refused (422, saying why) where it cannot work.
 
 A phone no profile knows keeps the behaviour sipbridge had before profiles: SIP, except for
-commands that can only work over HTTP.
+commands that can only work over HTTP. Everything that can refuse a command (profile, carrier,
+Ref, size, TLS, credentials) is checked here, before the command is queued.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from sipbridge import catalog
 from sipbridge.catalog import CommandSpec, format_version
-from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
+from sipbridge.errors import NotSupportedByPhone, PayloadTooLarge, TransportUnavailable
 from sipbridge.phone.access import DEFAULT_USER, PhoneAccessBook
 from sipbridge.phone.http import HttpExchange, PhoneEndpoint
 from sipbridge.phone.profiles import AuthMethod, Capabilities, ProfileBook
-from sipbridge.sip.action_uri import SipCredentials
+from sipbridge.sip import action_uri
+from sipbridge.sip.action_uri import OutgoingRequest, SipCredentials
 from sipbridge.sip.uri import parse_uri, uri_host
 from sipbridge.tracker import Phone
 
-Transport = Literal["sip", "http"]
+# What carries a command to the phone (the `transport` of the API: ?transport=, the answer's
+# field); not to be confused with a SIP transport (udp, tcp, tls).
+Carrier = Literal["sip", "http"]
 Requested = Literal["auto", "sip", "http"]
 REQUESTED: tuple[Requested, ...] = ("auto", "sip", "http")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SipPlan:
+    """The command as an ACTION-URI NOTIFY, for the SIP user agent."""
+
+    request: OutgoingRequest
+    carrier: Literal["sip"] = "sip"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpPlan:
+    """The command as a call of the phone's REST API, for the phone HTTP client."""
+
+    exchange: HttpExchange
+    carrier: Literal["http"] = "http"
+
+
+Plan = SipPlan | HttpPlan
+
+
 def choose_transport(
     spec: CommandSpec, capabilities: Capabilities | None, requested: Requested = "auto"
-) -> Transport:
+) -> Carrier:
     """The transport for `spec` on this phone, or NotSupportedByPhone / TransportUnavailable."""
     if capabilities is not None:
         why = capabilities.lacks(spec)
@@ -91,26 +115,99 @@ def refs_call_id(capabilities: Capabilities | None, data: dict[str, str]) -> Non
     )
 
 
-class PhoneRoutes:
-    """Everything a command needs to leave for one phone by HTTP, decided without I/O: the
-    phone's capabilities (pinned profile or User-Agent), the transport, the request."""
+class Planner:
+    """Plans each command for one phone: its capabilities (pinned profile or User-Agent), the
+    carrier, and the NOTIFY or REST call itself.
+
+    Without profiles every phone is taken as SIP-capable with no profile checks; without the
+    phone credentials there is no HTTP carrier.
+    """
 
     def __init__(
         self,
-        profiles: ProfileBook,
-        access: PhoneAccessBook,
         *,
+        reports_contact: str,
+        profiles: ProfileBook | None = None,
+        access: PhoneAccessBook | None = None,
         scheme: Literal["http", "https"] = "https",
         port: int | None = None,
+        outbound_proxy: str | None = None,
+        sip_over_tls: bool = True,
+        reports_contact_tls: str | None = None,
     ) -> None:
         self.profiles = profiles
         self._access = access
         self._scheme = scheme
         self._port = port
+        # The NOTIFY's Contact: sipbridge's listener when it runs, so a phone's reports about a
+        # command (Edge E sends them as INFO, DESIGN.md) reach it; else the UA itself.
+        self._reports_contact = reports_contact
+        # The listener over TLS, for phones reached over TLS: their reports come back the same
+        # way, and a sips: Request-URI wants a sips: Contact (RFC 3261 §8.1.1.8).
+        self._reports_contact_tls = reports_contact_tls
+        self._outbound_proxy = outbound_proxy
+        # False when the UA has no TLS transport (sip_tls_port unset): sips: phones get a 422.
+        self._sip_over_tls = sip_over_tls
 
-    def sip_credentials(self, phone_id: str) -> SipCredentials | None:
+    def capabilities(self, phone: Phone) -> Capabilities | None:
+        if self.profiles is None:
+            return None
+        return self.profiles.resolve(pinned=phone.profile, user_agent=phone.user_agent)
+
+    def plan(
+        self,
+        phone: Phone,
+        command: catalog.Command,
+        *,
+        requested: Requested = "auto",
+        by_call_id: bool = False,
+    ) -> Plan:
+        """The one way `command` leaves for `phone`, or the error that says why it cannot."""
+        capabilities = self.capabilities(phone)
+        carrier = choose_transport(command.spec, capabilities, requested)
+        if by_call_id:
+            refs_call_id(capabilities, command.as_json()["data"])
+        if carrier == "http":
+            return HttpPlan(exchange=self._exchange(phone, command, capabilities))
+        return SipPlan(request=self._notify(phone, command, capabilities))
+
+    def _notify(
+        self, phone: Phone, command: catalog.Command, capabilities: Capabilities | None
+    ) -> OutgoingRequest:
+        body = catalog.encode(command)  # 413 over Poly's 20 KB
+        if capabilities is not None and len(body) > capabilities.profile.body_limit:
+            raise PayloadTooLarge(
+                f"the command body would be {len(body)} bytes; "
+                f"{capabilities.profile.title} accepts {capabilities.profile.body_limit}"
+            )
+        request = action_uri.compose(
+            contact=phone.contact,
+            transport=phone.transport,
+            body=body,
+            local_contact=self._reports_contact_for(phone),
+            outbound_proxy=self._outbound_proxy,
+            credentials=self._sip_credentials(phone.id),
+        )
+        if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
+            raise TransportUnavailable.one(
+                "transport",
+                f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
+                "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
+            )
+        return request
+
+    def _reports_contact_for(self, phone: Phone) -> str:
+        if phone.transport == "tls" and self._reports_contact_tls is not None:
+            if phone.contact.lower().startswith("sips:"):
+                return self._reports_contact_tls
+            return self._reports_contact_tls.replace("sips:", "sip:", 1) + ";transport=tls"
+        return self._reports_contact
+
+    def _sip_credentials(self, phone_id: str) -> SipCredentials | None:
         """What answers a digest challenge to a NOTIFY to this phone (phone_credentials_file:
         sip_user, default the phone's id, and sip_password); None when none is configured."""
+        if self._access is None:
+            return None
         entry = self._access.for_phone(phone_id)
         if entry.sip_password is None:
             return None
@@ -118,13 +215,12 @@ class PhoneRoutes:
             user=entry.sip_user or phone_id, password=entry.sip_password.get_secret_value()
         )
 
-    def capabilities(self, phone: Phone) -> Capabilities | None:
-        return self.profiles.resolve(pinned=phone.profile, user_agent=phone.user_agent)
-
-    def exchange(
+    def _exchange(
         self, phone: Phone, command: catalog.Command, capabilities: Capabilities | None
     ) -> HttpExchange:
         """The HTTP request for `command`; 422 when sipbridge has no password for the phone."""
+        if self._access is None:
+            raise TransportUnavailable.one("transport", "the phone HTTP transport is not set up")
         access = self._access.for_phone(phone.id)
         if access.password is None:
             raise TransportUnavailable.one(
@@ -146,10 +242,8 @@ class PhoneRoutes:
             session_lifetime=capabilities.profile.session_lifetime if capabilities else 1500.0,
         )
         return HttpExchange(
-            target_uri=endpoint.base_url + call.path,
+            url=endpoint.base_url + call.path,
             method=call.method,
-            headers=(),
-            content_type="application/json",
             body=call.body or b"",
             endpoint=endpoint,
             query=tuple(call.query.items()),

@@ -13,18 +13,15 @@ reason for each row.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from sipbridge import catalog, errors
-from sipbridge.commands.journal import CommandLog
-from sipbridge.commands.control import CallControl, CommandResult
+from sipbridge.commands import CallControl, CommandResult, PbxCommand
 from sipbridge.sip.listener import Reply, Source
 from sipbridge.sip.message import SipParseError, SipRequest, header_params, parse_uri
-from sipbridge.tracker.store import TrackerStore
 
 WARN_AGENT = "sipbridge"
 _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
@@ -224,65 +221,33 @@ def refusal(exc: errors.SipBridgeError) -> Reply:
 
 
 class ActionUriRelay:
-    def __init__(
-        self,
-        store: TrackerStore,
-        control: CallControl,
-        command_log: CommandLog,
-        *,
-        deadline: float,
-    ) -> None:
-        self._store = store
+    """The PBX's NOTIFY into the command path, and the command's end into the PBX's answer."""
+
+    def __init__(self, control: CallControl, *, deadline: float) -> None:
         self._control = control
-        self._log = command_log
+        # Under the PBX's Timer F, so the PBX hears the answer (a 504, never a 408: RFC 4320
+        # §4.2); the command path's lanes keep it, and a late answer is still recorded.
         self._deadline = deadline
 
     async def relay(self, request: SipRequest, source: Source) -> Reply:
         """The whole relay for one NOTIFY; never raises, always a final reply in time."""
         try:
-            result = await self._log.run(f"sip:{source}", self._within_deadline(request))
+            result = await self._control.pbx_command(
+                lambda: parse_command(request), source=f"sip:{source}", deadline=self._deadline
+            )
         except errors.SipBridgeError as exc:
             return refusal(exc)
         return _success(result)
 
-    async def _within_deadline(self, request: SipRequest) -> CommandResult:
-        """The relay bounded by its deadline, kept under the PBX's Timer F so the PBX hears
-        the answer (a 504, never a 408: RFC 4320 §4.2); the command log records it."""
-        try:
-            async with asyncio.timeout(self._deadline):
-                return await self._relay(request)
-        except TimeoutError as exc:
-            # The command may have left (the relay's deadline cut the wait short): say so.
-            raise errors.PhoneTimeout(
-                f"no answer from the phone within {self._deadline:g} s; the command may have "
-                "been sent, its outcome is not known",
-                sent=True,
-            ) from exc
 
-    async def _relay(self, request: SipRequest) -> CommandResult:
-        command_uri, data = parse_body(request)
-        phone_id = self._phone_for(request, data)
-        return await self._control.send_command(phone_id, command_uri, data)
-
-    def _phone_for(self, request: SipRequest, data: dict[str, Any]) -> str:
-        """(a) The Request-URI names a registered phone; (b) else the body's Ref names a call."""
-        try:
-            user = parse_uri(request.uri).user
-        except SipParseError:
-            user = None
-        if user:
-            try:
-                return self._store.phone(user).id
-            except errors.UnknownPhone:
-                pass
-        ref = data.get("Ref") or data.get("Ref-A")
-        if not isinstance(ref, str) or not ref:
-            raise errors.NotFound(
-                f"no registered phone {user!r} and no Ref / Ref-A in the body to find one by"
-                if user
-                else "no Ref / Ref-A in the body to find the phone by"
-            )
-        return self._store.locate(ref)[1].id
+def parse_command(request: SipRequest) -> PbxCommand:
+    """The command of an ACTION-URI NOTIFY, and the phone its Request-URI names (if any)."""
+    command_uri, data = parse_body(request)
+    try:
+        user = parse_uri(request.uri).user
+    except SipParseError:
+        user = None
+    return PbxCommand(command_uri=command_uri, data=data, phone_user=user or None)
 
 
 def parse_body(request: SipRequest) -> tuple[str, dict[str, Any]]:

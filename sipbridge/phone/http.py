@@ -16,9 +16,9 @@ be opened -- sipbridge then falls back to per-request digest for a while instead
 a challenge picker (disable MD5 on the phone, `httpd.rest.auth.digest.md5.enabled=0`, to get
 sessions). No digest arithmetic is written here.
 
-`PhoneTransports` puts SIP and HTTP behind the dispatcher's one sender, so the per-phone single
-flight covers both: an HTTP command is an `HttpExchange` (an `OutgoingRequest` with an http(s)
-target) and its answer an `HttpAnswer` (a `SipAnswer` with the body).
+An HTTP command is an `HttpExchange` and its answer an `HttpAnswer`; the command path sends it in
+the same per-phone lane as a NOTIFY (`sipbridge.commands.lanes`), so one phone never has a REST
+call and a NOTIFY in flight at once.
 
 Credentials go only to hosts inside `phone_networks`: an IP literal is checked before the
 request, a name by the connector's resolver (`NetworksResolver`) before it connects.
@@ -46,9 +46,7 @@ from pydantic import SecretStr
 
 from sipbridge.errors import ContactNotAllowed, PhoneTimeout, PhoneUnreachable
 from sipbridge.phone.profiles import AuthMethod
-from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.networks import PhoneNetworks
-from sipbridge.sip.sender import NotifySender
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +74,23 @@ class PhoneEndpoint:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HttpExchange(OutgoingRequest):
-    """One REST call to a phone: `target_uri` is the full URL, `method` GET or POST."""
+class HttpExchange:
+    """One REST call to a phone: `url` is the full URL, `method` GET or POST."""
 
+    url: str
+    method: str
     endpoint: PhoneEndpoint
+    body: bytes = b""
+    content_type: str = "application/json"
     query: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
-class HttpAnswer(SipAnswer):
-    """The phone's HTTP answer: status and reason as for SIP, plus the body."""
+class HttpAnswer:
+    """The phone's HTTP answer: its status line and body, and what auth needs of it."""
 
+    status: int
+    reason: str
     body: bytes = b""
     content_type: str = ""
     challenges: tuple[str, ...] = ()  # WWW-Authenticate values of a 401
@@ -324,7 +328,7 @@ class PhoneHttpClient:
         try:
             async with self._http.request(
                 exchange.method,
-                exchange.target_uri,
+                exchange.url,
                 params=exchange.query or None,
                 data=exchange.body or None,
                 headers=headers,
@@ -338,7 +342,6 @@ class PhoneHttpClient:
                 return HttpAnswer(
                     status=response.status,
                     reason=response.reason or "",
-                    from_wire=True,
                     challenges=tuple(response.headers.getall("WWW-Authenticate", ())),
                     body=body,
                     content_type=response.content_type,
@@ -373,12 +376,7 @@ def _exchange(
     endpoint: PhoneEndpoint, method: str, path: str, *, body: bytes = b""
 ) -> HttpExchange:
     return HttpExchange(
-        target_uri=endpoint.base_url.rstrip("/") + path,
-        method=method,
-        headers=(),
-        content_type="application/json",
-        body=body,
-        endpoint=endpoint,
+        url=endpoint.base_url.rstrip("/") + path, method=method, body=body, endpoint=endpoint
     )
 
 
@@ -398,20 +396,3 @@ def _session_from(answer: HttpAnswer, now: float, lifetime: float) -> _Session |
     max_age = answer.session_max_age or lifetime
     renew_at = now + max(max_age - _RENEW_MARGIN, max_age / 2)
     return _Session(token=token, session_id=session_id, renew_at=renew_at)
-
-
-class PhoneTransports:
-    """The dispatcher's sender: NOTIFYs to the SIP UA, `HttpExchange`s to the HTTP client."""
-
-    def __init__(self, sip: NotifySender, http: PhoneHttpClient) -> None:
-        self._sip = sip
-        self._http = http
-
-    @property
-    def local_contact(self) -> str:
-        return self._sip.local_contact
-
-    async def send(self, request: OutgoingRequest) -> SipAnswer:
-        if isinstance(request, HttpExchange):
-            return await self._http.send(request)
-        return await self._sip.send(request)

@@ -40,8 +40,9 @@ from pathlib import Path
 
 import pjsua2 as pj
 
-from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
-from sipbridge.sip.uri import parse_uri, uri_host
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer, next_hop_transport
+from sipbridge.sip.uri import uri_host
+from sipbridge.errors import StartupError
 from sipbridge.tls import SipTls
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,6 @@ _T1_MS, _T2_MS, _T4_MS = 500, 4000, 5000
 _BUSY_POLL, _IDLE_POLL = 0.001, 0.01
 # libHandleEvents(0) calls per poll at most, so a backlog of timers cannot stall the loop.
 _MAX_POLLS = 256
-
-
-class UserAgentError(Exception):
-    """The SIP user agent could not start (port in use, bad address) or is not running."""
 
 
 @dataclass
@@ -131,7 +128,7 @@ def _pjsip_c_api() -> ctypes.CDLL:
     package_dir = os.path.dirname(pj.__file__)
     candidates = glob.glob(os.path.join(package_dir, "_pjsua2*.so"))
     if not candidates:
-        raise UserAgentError("cannot find the pjsua2 extension module")
+        raise StartupError("cannot find the pjsua2 extension module")
     return ctypes.CDLL(candidates[0])
 
 
@@ -197,7 +194,7 @@ class PjsuaSender:
     def start(self) -> None:
         """Bind the transports: in the running event loop if there is one, else a pump thread."""
         if self._state != "created":
-            raise UserAgentError(f"cannot start a user agent that is {self._state}")
+            raise StartupError(f"cannot start a user agent that is {self._state}")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -211,9 +208,9 @@ class PjsuaSender:
         if self._start_error is not None:
             self._thread.join(timeout=5)
             self._state = "stopped"
-            raise UserAgentError(f"SIP user agent failed to start: {self._start_error}")
+            raise StartupError(f"SIP user agent failed to start: {self._start_error}")
         if not self._ready.is_set():
-            raise UserAgentError("SIP user agent did not start within 10 s")
+            raise StartupError("SIP user agent did not start within 10 s")
         self._state = "running"
         log.info("SIP user agent on %s:%d (udp, tcp)", self._host, self.port)
 
@@ -286,7 +283,7 @@ class PjsuaSender:
             try:
                 transport_id = endpoint.transportCreate(kind, transport)
             except pj.Error as exc:
-                raise UserAgentError(
+                raise StartupError(
                     f"cannot bind {self._host}:{self._port}: {exc.info()}"
                 ) from exc
             # Bound to a wildcard address, the probe picks the right interface for each
@@ -321,7 +318,7 @@ class PjsuaSender:
         try:
             transport_id = endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, transport)
         except pj.Error as exc:
-            raise UserAgentError(
+            raise StartupError(
                 f"cannot bind TLS on {self._host}:{tls.port}: {exc.info()}"
             ) from exc
         self._tls_port = int(
@@ -349,7 +346,7 @@ class PjsuaSender:
         except BaseException as exc:
             self._destroy_endpoint()
             self._state = "stopped"
-            raise UserAgentError(f"SIP user agent failed to start: {exc}") from exc
+            raise StartupError(f"SIP user agent failed to start: {exc}") from exc
         self._loop = loop
         self._registered_threads.add(threading.get_ident())
         self._watched = _socket_fds(self._port)
@@ -439,14 +436,16 @@ class PjsuaSender:
 
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         if self._state != "running" or self._account is None or self._endpoint is None:
-            raise UserAgentError("the SIP user agent is not running")
+            # Stopping, or never started: nothing can leave (the caller reads an unreachable
+            # phone, and the command is recorded like any other failure).
+            return SipAnswer(status=503, reason="SIP user agent not running", from_wire=False)
         self._register_this_thread(self._endpoint)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[SipAnswer] = loop.create_future()
         param = pj.SendRequestParam()
         token = _attach_token(param)
         key = int(token.this)
-        hop = _next_hop_transport(request)
+        hop = next_hop_transport(request)
         if hop == "tls" and self._tls_port is None:
             # pjsip would say "Unsupported transport"; say what is missing instead.
             return SipAnswer(
@@ -558,12 +557,6 @@ class PjsuaSender:
             return len(self._pending)
 
 
-def _next_hop_transport(request: OutgoingRequest) -> str:
-    """udp, tcp or tls: how the request leaves (the proxy's URI if any, RFC 3263 §4.1)."""
-    hop = parse_uri(request.proxy or request.target_uri)
-    return (hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
-
-
 def _is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::", "[::]")
 
@@ -620,4 +613,4 @@ def _free_port(host: str) -> int:
                 except OSError:
                     continue
                 return port
-    raise UserAgentError("no free port for the SIP user agent")
+    raise StartupError("no free port for the SIP user agent")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from sipbridge.sip import uri as sip_uri
 from sipbridge.sip.uri import SipUri, parse_uri
 
 EVENT = "ACTION-URI"
@@ -73,10 +74,8 @@ def request_uri(contact: str, transport: str | None) -> str:
 
 
 def next_hop_transport(request: OutgoingRequest) -> str:
-    """udp, tcp or tls: how the request leaves (the proxy's URI if any, RFC 3263 §4.1; a
-    `sips:` URI means TLS, RFC 3261 §26.2.2)."""
-    hop = parse_uri(request.proxy or request.target_uri)
-    return (hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
+    """udp, tcp or tls: how the request leaves (through its outbound proxy, if any)."""
+    return sip_uri.next_hop_transport(request.proxy or request.target_uri)
 
 
 def _without_headers(uri: SipUri) -> str:

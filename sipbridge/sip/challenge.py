@@ -5,7 +5,7 @@ A phone or a proxy on the way may answer a NOTIFY with 401 (WWW-Authenticate) or
 Proxy-Authorization computed from its credentials. One retry only: a second challenge means
 the credentials are wrong, and trying again would only hold the phone's lane longer.
 
-The retry lives inside one `send` call so the dispatcher's lane (sipbridge/commands/lanes.py) stays held
+The retry lives inside one `send` call so the dispatcher's lane (commands/lanes.py) stays held
 across both attempts: no other command for the phone slips in between.
 """
 
@@ -81,11 +81,7 @@ class ChallengeAnsweringSender:
         return await self._inner.send(with_authorization(request, challenge))
 
     def start(self) -> None:
-        start = getattr(self._inner, "start", None)
-        if callable(start):
-            start()
+        self._inner.start()
 
     def stop(self) -> None:
-        stop = getattr(self._inner, "stop", None)
-        if callable(stop):
-            stop()
+        self._inner.stop()

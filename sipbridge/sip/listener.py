@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -83,7 +84,9 @@ class RequestRouter(Protocol):
     def handle(self, request: SipRequest, source: Source) -> Reply | Awaitable[Reply]: ...
 
 
-LateSender = Callable[[Source, bytes], None]
+# Where a final answer given later goes: the I/O edge hands one in with each message (the
+# datagram socket toward the source, or the stream it came on).
+LateReply = Callable[[bytes], None]
 
 
 AuditSink = Callable[[str, str, str], None]
@@ -143,10 +146,8 @@ class ListenerCore:
         answer_udp_strangers: bool = False,
         clock: Callable[[], float] = time.monotonic,
         to_tag: str = "sipbridge",
-        send_later: LateSender | None = None,
     ) -> None:
         self._router = router
-        self.send_later = send_later
         self._pending: set[asyncio.Task[None]] = set()
         self._allowlist = allowlist
         self._rate_limiter = rate_limiter
@@ -178,7 +179,9 @@ class ListenerCore:
     def admits(self, host: str) -> bool:
         return self._allowlist.allows(host)
 
-    def receive(self, data: bytes, source: Source) -> list[bytes]:
+    def receive(
+        self, data: bytes, source: Source, reply_later: LateReply | None = None
+    ) -> list[bytes]:
         """One datagram: limit, parse, handle."""
         self.stats.received += 1
         if not self._allowlist.allows(source.host):
@@ -201,9 +204,11 @@ class ListenerCore:
             return self._answer_raw(data, 400, exc.reason)
         if not isinstance(message, SipRequest):
             return []  # responses to our own requests reach the pjsua2 UA, not this port
-        return self.handle_request(message, source)
+        return self.handle_request(message, source, reply_later)
 
-    def receive_message(self, message: SipMessage, source: Source) -> list[bytes]:
+    def receive_message(
+        self, message: SipMessage, source: Source, reply_later: LateReply | None = None
+    ) -> list[bytes]:
         """One message already framed by a stream transport: limit, handle.
 
         Over a stream nothing retransmits (Timer A runs on unreliable transports only, RFC 3261
@@ -230,7 +235,7 @@ class ListenerCore:
             return self._answer(request, busy, None, source)
         if request is None:
             return []
-        return self.handle_request(request, source)
+        return self.handle_request(request, source, reply_later)
 
     def connection_opened(self, source: Source) -> bool:
         """A stream connection was accepted: True to serve it; a stranger's is refused (and
@@ -259,7 +264,9 @@ class ListenerCore:
         self.stats.rate_limited += 1
         self._rate_warning.note(source)
 
-    def handle_request(self, request: SipRequest, source: Source) -> list[bytes]:
+    def handle_request(
+        self, request: SipRequest, source: Source, reply_later: LateReply | None = None
+    ) -> list[bytes]:
         try:
             match = self._transactions.receive(request)
         except SipParseError as exc:
@@ -283,7 +290,7 @@ class ListenerCore:
                 log.exception("router failed on %s from %s", request.method, source)
                 outcome = Reply(status=500, reason="Server Internal Error")
             if not isinstance(outcome, Reply):
-                return self._defer(request, outcome, match.key, source)
+                return self._defer(request, outcome, match.key, source, reply_later)
             reply = outcome
         return self._answer(request, reply, match.key, source)
 
@@ -293,8 +300,10 @@ class ListenerCore:
         later: Awaitable[Reply],
         key: TransactionKey,
         source: Source,
+        reply_later: LateReply | None,
     ) -> list[bytes]:
-        """The final answer later; 100 Trying now only where RFC 4320 §4.1 allows it.
+        """The final answer later, through `reply_later`; 100 Trying now only where RFC 4320
+        §4.1 allows it.
 
         Over UDP a 100 to a non-INVITE must not come before the client's Timer E reaches T2
         (3.5 s), and after that it changes nothing for the client (it retransmits every T2
@@ -314,8 +323,8 @@ class ListenerCore:
                 log.exception("deferred %s from %s failed", request.method, source)
                 reply = Reply(status=500, reason="Server Internal Error")
             for out in self._answer(request, reply, key, source):
-                if self.send_later is not None:
-                    self.send_later(source, out)
+                if reply_later is not None:
+                    reply_later(out)
 
         task = asyncio.get_running_loop().create_task(finish())
         self._pending.add(task)
@@ -409,28 +418,82 @@ def _salvaged_response(data: bytes, status: int, reason: str, to_tag: str) -> by
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ListenerSockets:
+    """The listener's bound sockets, before anything is served on them: the ports are known
+    (the command path puts them in its NOTIFYs' Contact) before the parts that answer exist."""
+
+    udp: socket.socket
+    tcp: socket.socket
+    tls: socket.socket | None
+    port: int
+    tls_port: int | None
+
+    @classmethod
+    def bind(cls, host: str, port: int, *, tls_port: int | None = None) -> ListenerSockets:
+        """UDP and TCP on one port, as SIP wants (RFC 3261 §18), and TLS on its own if asked.
+        With port 0 the kernel picks the UDP port, and its TCP twin may be taken (an outgoing
+        connection's port): try another. `host` is an address (config.py checks it)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        attempts = 20 if port == 0 else 1
+        for attempt in range(attempts):
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                udp.bind((host, port))
+                chosen = int(udp.getsockname()[1])
+                tcp = _stream_socket(family, host, chosen)
+            except OSError:
+                udp.close()
+                if attempt == attempts - 1:
+                    raise
+                continue
+            tls = None
+            if tls_port is not None:
+                try:
+                    tls = _stream_socket(family, host, tls_port)
+                except OSError:
+                    udp.close()
+                    tcp.close()
+                    raise
+            return cls(
+                udp=udp,
+                tcp=tcp,
+                tls=tls,
+                port=chosen,
+                tls_port=None if tls is None else int(tls.getsockname()[1]),
+            )
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for sock in (self.udp, self.tcp, self.tls):
+            if sock is not None:
+                sock.close()
+
+
+def _stream_socket(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 async def bind_udp_and_tcp(
     host: str,
     port: int,
     datagrams: Callable[[], asyncio.DatagramProtocol],
     streams: StreamHandler,
 ) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
-    """UDP and TCP on one port, as SIP wants (RFC 3261 §18). With port 0 the kernel picks the
-    UDP port, and its TCP twin may be taken (an outgoing connection's port): try another."""
-    loop = asyncio.get_running_loop()
-    attempts = 20 if port == 0 else 1
-    for attempt in range(attempts):
-        udp, _ = await loop.create_datagram_endpoint(datagrams, local_addr=(host, port))
-        chosen = int(udp.get_extra_info("sockname")[1])
-        try:
-            tcp = await asyncio.start_server(streams, host, chosen)
-        except OSError:
-            udp.close()
-            if attempt == attempts - 1:
-                raise
-            continue
-        return udp, tcp, chosen
-    raise AssertionError("unreachable")
+    """Serve UDP and TCP on one port at once (the simulated phones' way)."""
+    sockets = ListenerSockets.bind(host, port)
+    udp, _ = await asyncio.get_running_loop().create_datagram_endpoint(datagrams, sock=sockets.udp)
+    tcp = await asyncio.start_server(streams, sock=sockets.tcp)
+    return udp, tcp, sockets.port
 
 
 class SipListener:
@@ -448,18 +511,19 @@ class SipListener:
     def __init__(
         self,
         core: ListenerCore,
+        sockets: ListenerSockets,
         *,
-        host: str,
-        port: int,
         tls: ssl.SSLContext | None = None,
-        tls_port: int = 0,
         connections: ConnectionLimits | None = None,
         idle_timeout: float = TCP_IDLE_TIMEOUT,
     ) -> None:
+        if (tls is None) != (sockets.tls is None):
+            raise ValueError("a TLS context and a TLS socket go together")
         self.core = core
-        self.host = host
-        self.port = port
-        self.tls_port: int | None = tls_port if tls is not None else None
+        self._sockets = sockets
+        self.host = str(sockets.udp.getsockname()[0])
+        self.port = sockets.port
+        self.tls_port = sockets.tls_port
         self._tls_context = tls
         if connections is None:
             connections = ConnectionLimits(
@@ -474,40 +538,30 @@ class SipListener:
         self._tcp: asyncio.Server | None = None
         self._tls: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self._writers: dict[tuple[str, str, int], asyncio.StreamWriter] = {}
-        core.send_later = self._send_later
 
     async def start(self) -> None:
-        self._udp, self._tcp, self.port = await bind_udp_and_tcp(
-            self.host, self.port, lambda: _Datagrams(self.core), self._serve_stream
+        """Serve on the bound sockets."""
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self.core), sock=self._sockets.udp
         )
+        self._tcp = await asyncio.start_server(self._serve_stream, sock=self._sockets.tcp)
         log.info("SIP listener on %s:%d (udp, tcp)", self.host, self.port)
-        if self._tls_context is not None:
+        if self._tls_context is not None and self._sockets.tls is not None:
             self._tls = await asyncio.start_server(
                 functools.partial(self._serve_stream, transport="tls"),
-                self.host,
-                self.tls_port,
+                sock=self._sockets.tls,
                 ssl=self._tls_context,
                 ssl_handshake_timeout=10,
             )
-            self.tls_port = int(self._tls.sockets[0].getsockname()[1])
             log.info("SIP listener on %s:%d (tls)", self.host, self.tls_port)
-
-    def _send_later(self, source: Source, data: bytes) -> None:
-        if source.transport == "udp":
-            if self._udp is not None:
-                self._udp.sendto(data, (source.host, source.port))
-            return
-        writer = self._writers.get((source.transport, source.host, source.port))
-        if writer is None or writer.is_closing():
-            log.info("connection to %s closed before its response was ready", source)
-            return
-        writer.write(data)
 
     async def stop(self) -> None:
         await self.core.drain()
         if self._udp is not None:
             self._udp.close()
+        else:
+            self._sockets.close()  # never served
         for server in (self._tcp, self._tls):
             if server is not None:
                 server.close()
@@ -547,7 +601,12 @@ class SipListener:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
-        self._writers[(source.transport, source.host, source.port)] = writer
+        def reply_later(data: bytes) -> None:
+            if writer.is_closing():
+                log.info("connection to %s closed before its response was ready", source)
+                return
+            writer.write(data)
+
         parser = StreamParser(max_buffer=MAX_STREAM_BUFFER)
         try:
             while True:
@@ -563,7 +622,7 @@ class SipListener:
                 try:
                     parser.feed(chunk)
                     while (message := parser.next_message()) is not None:
-                        for out in self.core.receive_message(message, source):
+                        for out in self.core.receive_message(message, source, reply_later):
                             writer.write(out)
                 except SipParseError as exc:
                     # A broken stream cannot be re-synchronised (§18.3): close it.
@@ -578,7 +637,6 @@ class SipListener:
         except ConnectionError:
             pass
         finally:
-            self._writers.pop((source.transport, source.host, source.port), None)
             writer.close()
             if task is not None:
                 self._connections.discard(task)
@@ -596,7 +654,8 @@ class _Datagrams(asyncio.DatagramProtocol):
         if self._transport is None:
             return
         source = Source(host=addr[0], port=int(addr[1]), transport="udp")
-        for out in self._core.receive(data, source):
+        transport = self._transport
+        for out in self._core.receive(data, source, lambda late: transport.sendto(late, addr)):
             # Symmetric response to the packet's source (RFC 3581), which is where NATed
             # phones and replicating registrars listen.
             self._transport.sendto(out, addr)

@@ -272,6 +272,12 @@ class ResolvingSender:
     def local_contact(self) -> str:
         return self._inner.local_contact
 
+    def start(self) -> None:
+        self._inner.start()
+
+    def stop(self) -> None:
+        self._inner.stop()
+
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         return await self._inner.send(await self.prepare(request))
 
@@ -301,7 +307,7 @@ class ResolvingSender:
 def _with_target(uri: SipUri, target: Target, *, lr: bool) -> str:
     """`uri` with `target`'s address, port and transport; other parameters kept."""
     params = [(n, v) for n, v in uri.params if n.lower() not in ("transport", "maddr")]
-    implied = "tls" if uri.scheme.lower() == "sips" else "udp"
+    implied = "tls" if uri.scheme.lower() == "sips" else "udp"  # without `transport`
     if target.transport != implied:
         params.append(("transport", target.transport))
     if lr and not any(n.lower() == "lr" for n, _ in params):

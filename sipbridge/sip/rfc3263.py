@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from sipbridge.sip.uri import SipUri
 
-Transport = str  # "udp" | "tcp" | "tls"
-TRANSPORTS: tuple[Transport, ...] = ("tls", "tcp", "udp")
+WireTransport = str  # "udp" | "tcp" | "tls"
+TRANSPORTS: tuple[WireTransport, ...] = ("tls", "tcp", "udp")
 DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061}
 # RFC 3263 §4.1 (and RFC 3261 §26.2 registrations): NAPTR services per transport.
 NAPTR_SERVICES = {"SIPS+D2T": "tls", "SIP+D2T": "tcp", "SIP+D2U": "udp"}
@@ -38,7 +38,7 @@ class Target:
 
     address: str
     port: int
-    transport: Transport
+    transport: WireTransport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +54,7 @@ class AddressLookup:
 
     name: str
     port: int
-    transport: Transport
+    transport: WireTransport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +62,7 @@ class ServiceLookup:
     """Look up NAPTR (if `naptr`), then SRV, then A / AAAA of `name`."""
 
     name: str
-    transports: tuple[Transport, ...]  # what the URI allows, in our order of preference
+    transports: tuple[WireTransport, ...]  # what the URI allows, in our order of preference
     naptr: bool
     fallback: Target  # address left empty: the A / AAAA of `name` fills it
 
@@ -110,7 +110,7 @@ def plan(uri: SipUri) -> Plan:
         raise UnresolvableUri(f"transport {wanted!r} is not one sipbridge speaks (udp, tcp, tls)")
     if secure and wanted == "udp":
         raise UnresolvableUri("a sips: URI cannot travel over UDP (RFC 3261 §26.2.2)")
-    transport: Transport | None = "tls" if secure else wanted
+    transport: WireTransport | None = "tls" if secure else wanted
     address = ip_literal(uri.host)
     if address is not None:
         chosen = transport or "udp"
@@ -137,7 +137,7 @@ def plan(uri: SipUri) -> Plan:
     )
 
 
-def srv_names(lookup: ServiceLookup, naptr: list[Naptr]) -> list[tuple[str, Transport]]:
+def srv_names(lookup: ServiceLookup, naptr: list[Naptr]) -> list[tuple[str, WireTransport]]:
     """The SRV names to query, in order, with the transport each stands for.
 
     RFC 3263 §4.1: NAPTR records with flag "s" and a SIP service we speak (and the URI allows),

@@ -13,7 +13,15 @@ from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 
 class NotifySender(Protocol):
-    """Sends one out-of-dialog request (NOTIFY, SUBSCRIBE...) and waits for its final response."""
+    """Sends one out-of-dialog request (NOTIFY, SUBSCRIBE...) and waits for its final response.
+
+    `start` binds what the sender needs (the UA's transports) and `stop` lets it go; wrappers
+    pass both on to what they wrap. A failure to start is a `StartupError`.
+    """
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
     @property
     def local_contact(self) -> str:
@@ -43,6 +51,12 @@ class FakeSender:
     @property
     def local_contact(self) -> str:
         return "sip:sipbridge@127.0.0.1:5070"
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         self.sent.append(request)

@@ -12,7 +12,7 @@ phone that listens on UDP listens on TCP on the same port, §18.2.1). pjsip's ow
 transport selector, and pjsip then keeps the destination on that transport's type.
 
 One connection per request, closed after the final response: large commands are rare, and a
-phone is sent one command at a time (sipbridge/commands/lanes.py). The transaction follows RFC 3261 §17.1.2
+phone is sent one command at a time (commands/lanes.py). The transaction follows RFC 3261 §17.1.2
 over a reliable transport (no retransmission, Timer F bounds the wait); provisional responses
 are skipped.
 """
@@ -126,6 +126,12 @@ class TcpRequestSender:
     def local_contact(self) -> str:
         return self._local_contact()
 
+    def start(self) -> None:
+        pass  # nothing is bound ahead: each request opens its own connection
+
+    def stop(self) -> None:
+        pass
+
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         host, port = _next_hop(request)
         branch = "z9hG4bK" + secrets.token_hex(16)
@@ -202,17 +208,12 @@ class SizeRoutedSender:
         return await self._small.send(request)
 
     def start(self) -> None:
-        _call(self._small, "start")
+        self._large.start()
+        self._small.start()
 
     def stop(self) -> None:
-        _call(self._small, "stop")
-
-
-def _call(target: object, name: str) -> None:
-    """Start or stop the wrapped UA if it has a lifecycle (the app calls these when present)."""
-    method = getattr(target, name, None)
-    if callable(method):
-        method()
+        self._small.stop()
+        self._large.stop()
 
 
 def wire_sender(agent: NotifySender, *, transaction_timeout: float) -> NotifySender:

@@ -260,6 +260,17 @@ def uri_host(host: str) -> str:
 
 
 @functools.lru_cache(maxsize=8192)
+def implied_transport(uri: SipUri) -> str:
+    """udp, tcp or tls: the transport a URI asks for, its `transport` parameter or else what
+    its scheme implies (RFC 3263 §4.1: UDP for sip:; RFC 3261 §26.2.2: TLS for sips:)."""
+    return uri.transport or ("tls" if uri.scheme.lower() == "sips" else "udp")
+
+
+def next_hop_transport(uri: str) -> str:
+    """How a request to `uri` (the outbound proxy's, when there is one) leaves."""
+    return implied_transport(parse_uri(uri)).lower()
+
+
 def parse_uri(text: str) -> SipUri:
     """Parse a sip:/sips: URI strictly per RFC 3261 §25.1 (IPv6 per RFC 5118).
 

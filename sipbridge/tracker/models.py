@@ -8,7 +8,7 @@ from typing import Literal
 # A phone's id is the user part of its address of record (e.g. the extension "1001").
 PHONE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$"
 
-Transport = Literal["udp", "tcp", "tls"]
+SipTransport = Literal["udp", "tcp", "tls"]  # how a phone is reached over SIP
 CallState = Literal["ringing", "connected", "held"]
 LearnedFrom = Literal["http", "register", "reginfo"]
 
@@ -20,7 +20,7 @@ class Phone:
     id: str
     aor: str
     contact: str
-    transport: Transport
+    transport: SipTransport
     user_agent: str | None
     registered_until: float
     updated_at: float

@@ -23,7 +23,7 @@ from sipbridge.sip.message import (
     parse_uri,
     uri_host,
 )
-from sipbridge.tracker.models import PHONE_ID_PATTERN, Phone, Transport
+from sipbridge.tracker.models import PHONE_ID_PATTERN, Phone, SipTransport
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -39,7 +39,7 @@ class Binding:
     aor: str
     contact: str
     expires: int
-    transport: Transport
+    transport: SipTransport
     received: str | None
     user_agent: str | None
     call_id: str
@@ -162,7 +162,7 @@ def _binding_headers(current: Phone | None, now: float) -> tuple[tuple[str, str]
     return (("Contact", f"<{current.contact}>;expires={left}"),)
 
 
-def _phone_address(request: SipRequest) -> tuple[Transport, str | None]:
+def _phone_address(request: SipRequest) -> tuple[SipTransport, str | None]:
     """The phone's transport and source address, from the bottom Via (RFC 3261 §18.2.1)."""
     vias = request.headers.get_all("Via")
     if not vias:
@@ -170,7 +170,7 @@ def _phone_address(request: SipRequest) -> tuple[Transport, str | None]:
     sent_by, params = header_params(vias[-1])
     protocol, _, host_port = sent_by.strip().partition(" ")
     transport_name = protocol.rsplit("/", 1)[-1].strip().lower()
-    transport: Transport = "udp"
+    transport: SipTransport = "udp"
     if transport_name in ("tcp", "tls"):
         transport = transport_name  # type: ignore[assignment]
     host, port = _split_host_port(host_port.strip())

@@ -3,7 +3,7 @@
 * REGISTER (from phones, or copies a registrar replicates) → phone records (registrar.py).
 * NOTIFY `Event: dialog` on a subscription of ours (RFC 4235) → which phone holds which Call-ID.
 * NOTIFY `Event: reg` from a registrar (RFC 3680) → phone records.
-* NOTIFY `Event: ACTION-URI` from a PBX → relayed to the phone (sipbridge/pbx/relay.py), when wired in.
+(ACTION-URI NOTIFYs from a PBX never reach the feed: `pbx/router.py` sends them to the relay.)
 * OPTIONS → 200 (keep-alive probes); INFO → accepted and logged (Edge E reports, DESIGN.md).
 """
 
@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from sipbridge.errors import SipBridgeError, UnknownCall
 from sipbridge.sip import digest
 from sipbridge.sip.listener import Reply, Source
@@ -40,9 +38,6 @@ from sipbridge.tracker.models import Phone
 from sipbridge.tracker.store import TrackerStore
 from sipbridge.tracker.subscriptions import TOKEN_PREFIX, DialogSubscriptions
 
-if TYPE_CHECKING:
-    from sipbridge.pbx.relay import ActionUriRelay
-
 log = logging.getLogger(__name__)
 
 _OK = Reply(status=200, reason="OK")
@@ -50,6 +45,7 @@ _OK = Reply(status=200, reason="OK")
 
 class SipFeed:
     allowed_methods: tuple[str, ...] = ("REGISTER", "NOTIFY", "OPTIONS", "INFO", "ACK")
+    events: tuple[str, ...] = ("dialog", "reg")  # the NOTIFY event packages it takes
 
     def __init__(
         self,
@@ -66,9 +62,7 @@ class SipFeed:
         self._auth = register_auth
         self._clock = clock
 
-    relay: ActionUriRelay | None = None  # set when the PBX relay is wired in (sipbridge/pbx/relay.py)
-
-    def handle(self, request: SipRequest, source: Source) -> Reply | Awaitable[Reply]:
+    def handle(self, request: SipRequest, source: Source) -> Reply:
         if request.method == "REGISTER":
             return self._register(request, source)
         if request.method == "NOTIFY":
@@ -145,17 +139,16 @@ class SipFeed:
 
     # -- NOTIFY ------------------------------------------------------------------------------
 
-    def _notify(self, request: SipRequest, source: Source) -> Reply | Awaitable[Reply]:
+    def _notify(self, request: SipRequest, source: Source) -> Reply:
         event = header_params(request.headers.get("Event") or "")[0].strip().lower()
-        if event == "action-uri" and self.relay is not None:
-            return self.relay.relay(request, source)
         if event == "dialog":
             return self._dialog_notify(request)
         if event == "reg":
             return self._reginfo_notify(request, source)
         # RFC 6665 §8.2.1: an event package we do not take.
-        events = "dialog, reg" + (", ACTION-URI" if self.relay is not None else "")
-        return Reply(status=489, reason="Bad Event", headers=(("Allow-Events", events),))
+        return Reply(
+            status=489, reason="Bad Event", headers=(("Allow-Events", ", ".join(self.events)),)
+        )
 
     def _dialog_notify(self, request: SipRequest) -> Reply:
         token = _request_user(request)

@@ -25,7 +25,7 @@ from sipbridge.tracker.models import (
     CommandLogEntry,
     LearnedFrom,
     Phone,
-    Transport,
+    SipTransport,
 )
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ class TrackerStore:
         phone_id: str,
         *,
         contact: str,
-        transport: Transport,
+        transport: SipTransport,
         expires: float,
         aor: str,
         user_agent: str | None = None,

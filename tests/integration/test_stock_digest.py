@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from sipbridge.errors import PhoneAuthFailed, PhoneUnreachable
 from sipbridge.commands.outcome import accept_http_answer
+from sipbridge.errors import PhoneAuthFailed, PhoneUnreachable
 from sipbridge.phone.http import HttpExchange, PhoneEndpoint, PhoneHttpClient, tls_context
 from sipbridge.phone.profiles import AuthMethod
 from tests.helpers import free_port

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from sipbridge import errors
-from sipbridge.commands.journal import CommandLog
 from sipbridge.commands.control import CommandResult
+from sipbridge.commands.journal import CommandLog
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.group_commit import GroupCommit
 

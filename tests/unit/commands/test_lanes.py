@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from sipbridge.commands.lanes import Dispatcher
-from sipbridge.errors import PhoneTimeout, QueueFull
 from sipbridge.commands.shared_locks import SharedPhoneLocks
+from sipbridge.errors import PhoneTimeout, QueueFull
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from sipbridge.errors import PhoneRejected, PhoneTimeout, PhoneUnreachable
 from sipbridge.commands.outcome import accept_sip_answer
+from sipbridge.errors import PhoneRejected, PhoneTimeout, PhoneUnreachable
 from sipbridge.sip.action_uri import SipAnswer
 
 

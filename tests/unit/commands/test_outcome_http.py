@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sipbridge.errors import PhoneAuthFailed, PhoneBusy, PhoneRefused
 from sipbridge.commands.outcome import POLY_STATUS, accept_http_answer
+from sipbridge.errors import PhoneAuthFailed, PhoneBusy, PhoneRefused
 from sipbridge.phone.http import HttpAnswer
 
 

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from sipbridge import catalog
+from sipbridge.commands.plan import Requested, choose_transport, refs_call_id
 from sipbridge.config import Settings
 from sipbridge.errors import NotSupportedByPhone, TransportUnavailable
 from sipbridge.phone.profiles import load_profiles
-from sipbridge.commands.plan import Requested, choose_transport, refs_call_id
 
 BOOK = load_profiles(Settings().sip_profiles_dir)
 VVX_642 = BOOK.match("PolycomVVX-VVX_411-UA/6.4.3.5018")
@@ -87,8 +87,8 @@ def tracked_phone(contact="sip:1001@10.0.0.5:5060", user_agent=None, profile=Non
 
 
 def routes(access_toml="", **options):
-    from sipbridge.phone.access import PhoneAccessBook
     from sipbridge.commands.plan import PhoneRoutes
+    from sipbridge.phone.access import PhoneAccessBook
 
     return PhoneRoutes(BOOK, PhoneAccessBook.parse(access_toml), **options)
 

@@ -10,8 +10,8 @@ import sqlite3
 import pytest
 
 from sipbridge import catalog, errors
-from sipbridge.commands.journal import CommandLog
 from sipbridge.commands.control import CallControl
+from sipbridge.commands.journal import CommandLog
 from sipbridge.commands.lanes import Dispatcher
 from sipbridge.pbx.relay import ActionUriRelay, parse_body, refusal
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer

@@ -261,14 +261,13 @@ async def test_a_deferred_non_invite_gets_no_100_over_udp(transport, provisional
         allowlist=Allowlist(parse_networks(["127.0.0.0/8"])),
         rate_limiter=RateLimiter(lambda: 0.0, rate=1, burst=20),
         audit=lambda *_: None,
-        send_later=lambda _, data: sent.append(data),
     )
     source = Source(host="127.0.0.1", port=5060, transport=transport)
     request = message("NOTIFY", "Event: ACTION-URI")
-    now = core.receive(request, source)
+    now = core.receive(request, source, sent.append)
     assert statuses(now) == provisional
     # A retransmission before the final answer: absorbed (or the 100 again), never relayed.
-    again = core.receive(request, source)
+    again = core.receive(request, source, sent.append)
     assert statuses(again) == provisional
     router.release.set()
     await core.drain()
