@@ -307,3 +307,27 @@ async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float = 15.0) -
             return value
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def command_path(
+    store: Any,
+    sender: Any,
+    *,
+    http: Any = None,
+    planner: Any = None,
+    queue_limit: int = 4,
+    deadline: float = 2.0,
+    shared_locks: Any = None,
+) -> Any:
+    """A `CallControl` as the app builds it, on the given store and SIP sender (unit tests)."""
+    from sipbridge.commands import CallControl, Journal, Lanes, Planner
+    from sipbridge.tracker.group_commit import GroupCommit
+
+    return CallControl(
+        store,
+        planner=planner or Planner(reports_contact=sender.local_contact),
+        lanes=Lanes(queue_limit=queue_limit, deadline=deadline, shared_locks=shared_locks),
+        journal=Journal(GroupCommit(store)),
+        sip=sender,
+        http=http,
+    )

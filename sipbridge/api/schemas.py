@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
-from sipbridge.catalog import CommandSpec
-from sipbridge.catalog import CALL_ID_PATTERN
+from sipbridge.catalog import CALL_ID_PATTERN, CommandSpec
 from sipbridge.phone.profiles import Profile
 from sipbridge.sip.uri import SipParseError, parse_uri
 from sipbridge.tracker import Call, Phone

@@ -17,8 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from sipbridge import catalog
-from sipbridge.commands.actions import CALL_ACTIONS, ENDED, ActionBody, CallAction, DialBody
-from sipbridge.commands.actions import WarmTransferBody
+from sipbridge.commands.actions import (
+    CALL_ACTIONS,
+    ENDED,
+    ActionBody,
+    CallAction,
+    DialBody,
+    WarmTransferBody,
+)
 from sipbridge.commands.journal import Completed, Journal, StateChange
 from sipbridge.commands.lanes import Lanes
 from sipbridge.commands.outcome import CommandResult, accept_http_answer, accept_sip_answer
@@ -104,7 +110,8 @@ class CallControl:
         source: str,
     ) -> CommandResult:
         """A raw Poly command, validated against the catalog, to a phone."""
-        return await self._journal.run(source, self._command(phone_id, command_uri, data, transport))
+        command = self._command(phone_id, command_uri, data, transport)
+        return await self._journal.run(source, command)
 
     async def dial(
         self, phone_id: str, body: Mapping[str, Any], transport: Requested = "auto", *, source: str

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sipbridge.commands.plan import Carrier
 from sipbridge.errors import (
     PhoneAuthFailed,
     PhoneBusy,
@@ -29,7 +30,6 @@ from sipbridge.errors import (
     PhoneUnavailable,
     PhoneUnreachable,
 )
-from sipbridge.commands.plan import Carrier
 from sipbridge.phone.http import HttpAnswer
 from sipbridge.sip.action_uri import SipAnswer
 from sipbridge.sip.message import SipParseError, SipResponse, parse_message

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import pjsua2 as pj
 
+from sipbridge.errors import StartupError
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer, next_hop_transport
 from sipbridge.sip.uri import uri_host
-from sipbridge.errors import StartupError
 from sipbridge.tls import SipTls
 
 log = logging.getLogger(__name__)

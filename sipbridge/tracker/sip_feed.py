@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
 from sipbridge.errors import SipBridgeError, UnknownCall
 from sipbridge.sip import digest
 from sipbridge.sip.listener import Reply, Source

@@ -38,6 +38,12 @@ class Borrowed:
     def local_contact(self) -> str:
         return self._agent.local_contact
 
+    def start(self) -> None:
+        pass  # the session UA is started once, and stopped by its fixture
+
+    def stop(self) -> None:
+        pass
+
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         return await self._agent.send(request)
 

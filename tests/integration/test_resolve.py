@@ -33,6 +33,12 @@ class Counting:
     def local_contact(self) -> str:
         return self._agent.local_contact
 
+    def start(self) -> None:
+        pass  # nothing of its own to bind
+
+    def stop(self) -> None:
+        pass
+
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         self.handed.append(request)
         return await self._agent.send(request)

@@ -116,12 +116,7 @@ def exchange(server: Lighttpd, auth: AuthMethod, password: str = PASSWORD) -> Ht
         auth=auth,
     )
     return HttpExchange(
-        target_uri=server.url() + "/api/v2/mgmt/device/info",
-        method="GET",
-        headers=(),
-        content_type="application/json",
-        body=b"",
-        endpoint=endpoint,
+        url=server.url() + "/api/v2/mgmt/device/info", method="GET", endpoint=endpoint
     )
 
 

@@ -21,6 +21,12 @@ class AnsweredByTheTest:
         self.sent: list[OutgoingRequest] = []
         self.pending: list[asyncio.Future[SipAnswer]] = []
 
+    def start(self) -> None:
+        pass  # nothing of its own to bind
+
+    def stop(self) -> None:
+        pass
+
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         self.sent.append(request)
         answer: asyncio.Future[SipAnswer] = asyncio.get_running_loop().create_future()

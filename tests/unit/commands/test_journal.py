@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from sipbridge import errors
-from sipbridge.commands.control import CommandResult
-from sipbridge.commands.journal import CommandLog
+from sipbridge.commands.journal import Completed, Journal
+from sipbridge.commands.outcome import CommandResult
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.group_commit import GroupCommit
 
@@ -22,14 +22,18 @@ def store(tmp_path):
 
 @pytest.fixture
 def log(store):
-    return CommandLog(GroupCommit(store))
+    return Journal(GroupCommit(store))
 
 
-async def failing(exc: errors.SipBridgeError) -> CommandResult:
+async def failing(exc: errors.SipBridgeError) -> Completed:
     raise exc
 
 
-async def succeeding() -> CommandResult:
+async def succeeding() -> Completed:
+    return Completed(result=result())
+
+
+def result() -> CommandResult:
     return CommandResult(
         phone="1001",
         call_id="c@h",
@@ -128,3 +132,81 @@ async def test_a_failed_log_write_is_logged_and_the_commands_own_outcome_stands(
         with pytest.raises(errors.PhoneTimeout):
             await log.run("http:x", failing(errors.PhoneTimeout("no answer", sent=True)))
     assert caplog.text.count("command log write failed: database is locked") == 2
+
+
+def _with_call(store):
+    store.register_phone(
+        "1001", contact="sip:1001@10.0.0.5", transport="udp", expires=600, aor="sip:1001@h"
+    )
+    store.record_call("c@h", phone_id="1001", state="connected")
+
+
+async def test_the_state_change_and_the_entry_commit_in_one_write(log, store, tmp_path):
+    import sqlite3
+
+    _with_call(store)
+    peer = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None)
+    seen: list[object] = []
+
+    def change() -> None:
+        store.set_call_state("c@h", "held")
+        # Inside the write: the peer sees neither the state nor the entry yet.
+        seen.append(list(peer.execute("SELECT count(*) FROM commands")))
+
+    async def held() -> Completed:
+        return Completed(result=result(), change=change)
+
+    try:
+        await log.run("http:x", held())
+        assert seen == [[(0,)]]
+        assert list(peer.execute("SELECT state FROM calls")) == [("held",)]
+        assert list(peer.execute("SELECT outcome FROM commands")) == [("ok",)]
+    finally:
+        peer.close()
+
+
+async def test_a_failed_state_change_fails_the_command_and_is_still_logged(log, store):
+    def change() -> None:
+        raise errors.StoreError("disk I/O error")
+
+    async def done() -> Completed:
+        return Completed(result=result(), change=change)
+
+    with pytest.raises(errors.StoreError) as info:
+        await log.run("http:x", done())
+    assert "carried out the command" in info.value.detail
+    assert info.value.context["phone"] == "1001"
+    [entry] = store.command_log()
+    assert entry.outcome == "ok"  # what the phone did stays true
+
+
+async def test_a_failed_log_write_keeps_the_state_change(log, store, monkeypatch):
+    _with_call(store)
+
+    def broken(entry):
+        raise errors.StoreError("database is locked")
+
+    monkeypatch.setattr(store, "log_command", broken)
+
+    async def done() -> Completed:
+        return Completed(result=result(), change=lambda: store.set_call_state("c@h", "held"))
+
+    assert (await log.run("http:x", done())).sip_status == 202
+    assert store.call("c@h").state == "held"
+
+
+async def test_a_late_2xx_records_its_outcome_and_its_state_change_together(log, store):
+    import asyncio
+
+    _with_call(store)
+    late: asyncio.Future[Completed] = asyncio.get_running_loop().create_future()
+    timeout = errors.PhoneTimeout("no answer in time", sent=True, late=late)
+    with pytest.raises(errors.PhoneTimeout):
+        await log.run("http:x", failing(timeout))
+    assert store.call("c@h").state == "connected"
+    late.set_result(Completed(result=result(), change=lambda: store.set_call_state("c@h", "held")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    [entry] = store.command_log()
+    assert (entry.outcome, entry.late_outcome) == ("PhoneTimeout", "ok")
+    assert store.call("c@h").state == "held"

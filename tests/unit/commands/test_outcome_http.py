@@ -12,7 +12,7 @@ from sipbridge.phone.http import HttpAnswer
 def answer(status, body, content_type="application/json", reason="OK"):
     raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
     return HttpAnswer(
-        status=status, reason=reason, from_wire=True, body=raw, content_type=content_type
+        status=status, reason=reason, body=raw, content_type=content_type
     )
 
 

@@ -87,10 +87,23 @@ def tracked_phone(contact="sip:1001@10.0.0.5:5060", user_agent=None, profile=Non
 
 
 def routes(access_toml="", **options):
-    from sipbridge.commands.plan import PhoneRoutes
+    from sipbridge.commands.plan import Planner
     from sipbridge.phone.access import PhoneAccessBook
 
-    return PhoneRoutes(BOOK, PhoneAccessBook.parse(access_toml), **options)
+    return Planner(
+        profiles=BOOK,
+        access=PhoneAccessBook.parse(access_toml),
+        reports_contact="sip:sipbridge@127.0.0.1:5062",
+        **options,
+    )
+
+
+def http_exchange(planner, phone, command):
+    from sipbridge.commands.plan import HttpPlan
+
+    plan = planner.plan(phone, command, requested="http")
+    assert isinstance(plan, HttpPlan)
+    return plan.exchange
 
 
 ACCESS = """
@@ -110,13 +123,9 @@ def test_the_exchange_for_a_phone_from_its_contact_and_the_defaults():
     capabilities = book.capabilities(phone)
     assert capabilities is not None and capabilities.profile.name == "vvx-ucs6"
     command = catalog.build(catalog.lookup("holdCall"), {"Ref": "c@h"})
-    exchange = book.exchange(phone, command, capabilities)
-    assert exchange.target_uri == "https://10.0.0.5/api/v1/callctrl/holdCall"
-    assert (exchange.method, exchange.content_type, exchange.headers) == (
-        "POST",
-        "application/json",
-        (),
-    )
+    exchange = http_exchange(book, phone, command)
+    assert exchange.url == "https://10.0.0.5/api/v1/callctrl/holdCall"
+    assert (exchange.method, exchange.content_type) == ("POST", "application/json")
     assert json.loads(exchange.body) == {"data": {"Ref": "c@h"}}
     assert exchange.query == ()
     endpoint = exchange.endpoint
@@ -134,7 +143,7 @@ def test_the_phones_own_entry_wins_and_its_url_loses_the_trailing_slash():
     book = routes(ACCESS)
     phone = tracked_phone(phone_id="1002", user_agent="PolycomVVX-VVX_411-UA/6.4.3.5018")
     command = catalog.build(catalog.lookup("callStatusV2"), {})
-    exchange = book.exchange(phone, command, book.capabilities(phone))
+    exchange = http_exchange(book, phone, command)
     assert exchange.endpoint.base_url == "https://phone-1002.example:8443"
     assert (exchange.endpoint.user, exchange.endpoint.auth) == ("Admin", "session")
     assert exchange.endpoint.password.get_secret_value() == "pw-1002"
@@ -146,7 +155,7 @@ def test_without_a_profile_digest_and_the_default_session_lifetime():
     phone = tracked_phone(contact="sip:1001@[2001:db8::5]:5060")
     assert book.capabilities(phone) is None
     command = catalog.build(catalog.lookup("lineInfoV2"), {"line": "2"})
-    exchange = book.exchange(phone, command, None)
+    exchange = http_exchange(book, phone, command)
     assert exchange.endpoint.base_url == "http://[2001:db8::5]:8080"
     assert exchange.endpoint.auth == "digest"
     assert exchange.endpoint.session_lifetime == 1500.0
@@ -165,7 +174,7 @@ def test_no_password_is_a_clear_refusal_naming_the_setting():
     phone = tracked_phone()
     command = catalog.build(catalog.lookup("holdCall"), {"Ref": "c@h"})
     with pytest.raises(TransportUnavailable) as info:
-        book.exchange(phone, command, None)
+        http_exchange(book, phone, command)
     assert info.value.problems[0].field == "transport"
     assert "phone_credentials_file" in info.value.detail and "'1001'" in info.value.detail
 

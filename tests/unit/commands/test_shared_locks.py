@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import sipbridge
-from sipbridge.commands import shared_locks as phone_locks
+from sipbridge.commands import shared_locks
 from sipbridge.commands.shared_locks import SharedPhoneLocks, slot_of
 
 TIMEOUT = 5.0  # any single answer of the child, its start and its exit
@@ -26,11 +26,11 @@ CHILD = """
 import sys
 from pathlib import Path
 
-from sipbridge.commands import shared_locks as phone_locks
+from sipbridge.commands import shared_locks
 
 path, slots = sys.argv[1], int(sys.argv[2])
 if slots:
-    phone_locks._SLOTS = slots
+    shared_locks._SLOTS = slots
 locks = shared_locks.SharedPhoneLocks(Path(path))
 print("ready", flush=True)
 for line in sys.stdin:
@@ -203,7 +203,7 @@ async def test_a_wait_given_up_leaves_nothing_held(here, other):
 
 
 def test_phones_sharing_a_slot_keep_it_until_the_last_one_is_released(here, other, monkeypatch):
-    monkeypatch.setattr(phone_locks, "_SLOTS", 1)  # every phone in slot 0, in both processes
+    monkeypatch.setattr(shared_locks, "_SLOTS", 1)  # every phone in slot 0, in both processes
     assert slot_of("1001") == slot_of("1002") == slot_of("1003") == 0
     them = other(slots=1)
 

@@ -3,6 +3,7 @@ and no answer before the command's log entry committed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -10,16 +11,13 @@ import sqlite3
 import pytest
 
 from sipbridge import catalog, errors
-from sipbridge.commands.control import CallControl
-from sipbridge.commands.journal import CommandLog
-from sipbridge.commands.lanes import Dispatcher
 from sipbridge.pbx.relay import ActionUriRelay, parse_body, refusal
 from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer
 from sipbridge.sip.listener import Reply, Source
 from sipbridge.sip.message import SipRequest, parse_message
 from sipbridge.sip.sender import FakeSender
 from sipbridge.tracker import TrackerStore
-from sipbridge.tracker.group_commit import GroupCommit
+from tests.helpers import command_path
 
 CALL_ID = "0a1b2c3d-4e5f6071@10.0.0.5"
 PBX = Source(host="127.0.0.1", port=5060, transport="udp")
@@ -69,10 +67,7 @@ def sender(phone):
 
 @pytest.fixture
 def relay(store, sender):
-    control = CallControl(
-        store, sender, Dispatcher(sender, queue_limit=4, deadline=2.0), writes=GroupCommit(store)
-    )
-    return ActionUriRelay(store, control, CommandLog(control.writes), deadline=3.0)
+    return ActionUriRelay(command_path(store, sender), deadline=3.0)
 
 
 def notify(body: bytes | str, *, uri="sip:1001@sipbridge", content_type="application/json"):
@@ -360,19 +355,25 @@ def test_malformed_bodies_say_what_is_wrong(body, detail):
 
 
 async def test_no_answer_within_the_relays_deadline_is_504_never_408(store):
-    slow = FakeSender(delay=5.0)
-    control = CallControl(
-        store, slow, Dispatcher(slow, queue_limit=4, deadline=10.0), writes=GroupCommit(store)
-    )
-    relay = ActionUriRelay(store, control, CommandLog(control.writes), deadline=0.05)
+    slow = FakeSender(delay=0.3)
+    relay = ActionUriRelay(command_path(store, slow, deadline=10.0), deadline=0.05)
     reply = await relay.relay(notify(hold()), PBX)
     # RFC 4320 §4.2: no 408 to a non-INVITE.
     assert (reply.status, reply.reason) == (504, "Server Time-out")
-    assert warning_of(reply).startswith('399 sipbridge "no answer from the phone within 0.05 s')
+    assert warning_of(reply).startswith(
+        "399 sipbridge \"no final answer from phone '1001' within 0.05 s; the command was sent"
+    )
+    # The phone's late 200 still ends the story: written onto the entry (the relay's deadline
+    # is the lanes' for this command, not a cancellation that would lose the answer).
+    [entry] = store.command_log()
+    assert (entry.outcome, entry.sent, entry.late_outcome) == ("PhoneTimeout", True, None)
+    await asyncio.sleep(0.5)
+    [entry] = store.command_log()
+    assert (entry.late_outcome, entry.late_status) == ("ok", 200)
 
 
 def test_a_command_delivered_over_http_is_200_saying_so():
-    from sipbridge.commands.control import CommandResult
+    from sipbridge.commands import CommandResult
     from sipbridge.pbx.relay import _success
 
     reply = _success(
@@ -393,7 +394,7 @@ def test_a_command_delivered_over_http_is_200_saying_so():
 
 
 def test_a_2xx_without_a_reason_is_ok():
-    from sipbridge.commands.control import CommandResult
+    from sipbridge.commands import CommandResult
     from sipbridge.pbx.relay import _success
 
     result = CommandResult(

@@ -255,7 +255,7 @@ def statuses(out):
 async def test_a_deferred_non_invite_gets_no_100_over_udp(transport, provisional):
     """RFC 4320 §4.1: no 100 to a non-INVITE over UDP before Timer E reaches T2; any time over TCP."""
     router = SlowRouter()
-    sent = []
+    sent: list[bytes] = []
     core = ListenerCore(
         router,
         allowlist=Allowlist(parse_networks(["127.0.0.0/8"])),

@@ -28,6 +28,12 @@ class Sender:
         self.status = 200
         self.expires = "300"
 
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
     async def send(self, request: OutgoingRequest) -> SipAnswer:
         self.sent.append(request)
         raw = f"SIP/2.0 {self.status} X\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 1 SUBSCRIBE\r\nExpires: {self.expires}\r\nContent-Length: 0\r\n\r\n"
