@@ -24,8 +24,7 @@ from sipbridge.sip._pjsua2 import PjsuaSender
 
 
 async def _run(args: argparse.Namespace, sender: PjsuaSender) -> dict[str, float]:
-    if not args.pump_thread:
-        sender.start()  # in the running loop: the loop drives pjsip, as `sipbridge serve` does
+    sender.start()  # in the running loop: the loop drives pjsip, as `sipbridge serve` does
     counter = itertools.count()
     latencies: list[float] = []
     counts = {"ok": 0, "failed": 0, "crossed": 0}
@@ -90,13 +89,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--phones", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=100_000)
-    parser.add_argument(
-        "--pump-thread", action="store_true", help="drive pjsip from a pump thread instead"
-    )
     args = parser.parse_args()
     sender = PjsuaSender(host=HOST, port=0, transaction_timeout=4.0)
-    if args.pump_thread:
-        sender.start()  # outside any loop: a pump thread drives pjsip
     print("BENCH " + json.dumps(asyncio.run(_run(args, sender))), flush=True)
 
 

@@ -4,19 +4,15 @@ Lifecycle (one state table, enforced by `_Lifecycle`):
 
     created --start()--> running --stop()--> stopped
 
-Two ways to drive pjsip (the Endpoint always has `threadCnt = 0`, no media):
-* In the event loop (`start()` called from a running asyncio loop, as `sipbridge serve` does):
-  the loop's thread creates the Endpoint and is the only thread that touches it. pjsip's sockets
-  are watched with `loop.add_reader`, so a reply is read by `libHandleEvents(0)` as soon as it
-  arrives, and a timer polls for pjsip's own timers (retransmissions, Timer F) and for TCP
-  connections opened after start (1 ms while commands are in flight, 10 ms when idle).
-  Callbacks run on the loop's thread and resolve futures directly. No GIL hand-off and no pjsip
-  lock contention between two threads: about 20 % less CPU per NOTIFY and 25 % lower latency at
-  one in flight than the pump thread (bench.bare_pjsua2 A/B, docs/performance.md).
-* With a pump thread (`start()` called outside a loop, e.g. a session-wide UA in tests): the
-  thread creates the Endpoint and loops over `libHandleEvents(10)`, which releases the GIL.
-  Any thread may call `send` after `libRegisterThread` (an unregistered thread calling into
-  pjlib aborts the process); a callback resolves its future with `loop.call_soon_threadsafe`.
+One way to drive pjsip, as pjproject's own Python app does: one thread owns the Endpoint (the
+thread that calls `start()`; the Endpoint has `threadCnt = 0` and no media), and the asyncio
+loop running on that thread drives it. pjsip's sockets are watched with `loop.add_reader`, so a
+reply is read by `libHandleEvents(0)` as soon as it arrives, and a timer polls for pjsip's own
+timers (retransmissions, Timer F) and for TCP connections opened after start (1 ms while commands
+are in flight, 10 ms when idle). Callbacks run on that thread and resolve futures directly: no
+GIL hand-off, no pjsip lock contention (the pump thread this replaced cost more CPU and latency a
+NOTIFY, docs/performance.md). A UA started outside a loop (a session-wide UA in tests) attaches
+to the loop of its first `send`, and to the next loop when that one has gone.
 
 Correlation: `SendRequestParam.userData` carries a SWIG object (a token); the callback hands back
 its pointer. A token stays referenced until its callback has fired (or long after its transaction
@@ -27,6 +23,7 @@ answer can never be mistaken for another command's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import glob
 import logging
@@ -168,10 +165,7 @@ class PjsuaSender:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._state = "created"
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._start_error: BaseException | None = None
+        self._owner: int | None = None  # the thread that created the Endpoint
         self._account: _Account | None = None
         # Accounts by (outbound proxy, next-hop transport). pjsip routes by an account's route
         # set, never by a Route header added as a plain extra header; and an account bound to
@@ -181,8 +175,7 @@ class PjsuaSender:
         self._accounts: dict[tuple[str | None, str | None], _Account] = {}
         self._transport_ids: dict[str, int] = {}
         self._endpoint: pj.Endpoint | None = None
-        self._registered_threads: set[int] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None  # set when driven by the loop
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop driving pjsip now
         self._watched: list[int] = []
         self._header_vectors: dict[tuple[tuple[str, str], ...], pj.SipHeaderVector] = {}
         self._last_sweep = 0.0
@@ -192,37 +185,31 @@ class PjsuaSender:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the transports: in the running event loop if there is one, else a pump thread."""
+        """Bind the transports on this thread, which owns the Endpoint from now on; driven by
+        the running loop if there is one, else by the loop of the first `send`."""
         if self._state != "created":
             raise StartupError(f"cannot start a user agent that is {self._state}")
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            self._start_in_loop(loop)
-            return
-        self._thread = threading.Thread(target=self._pump, name="pjsua2-pump", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout=10)
-        if self._start_error is not None:
-            self._thread.join(timeout=5)
+            self._create_endpoint()
+        except BaseException as exc:
+            self._destroy_endpoint()
             self._state = "stopped"
-            raise StartupError(f"SIP user agent failed to start: {self._start_error}")
-        if not self._ready.is_set():
-            raise StartupError("SIP user agent did not start within 10 s")
+            if isinstance(exc, StartupError):
+                raise
+            raise StartupError(f"SIP user agent failed to start: {exc}") from exc
+        self._owner = threading.get_ident()
+        self._watched = _socket_fds(self._port)
         self._state = "running"
+        with contextlib.suppress(RuntimeError):  # no loop yet: the first send brings one
+            self._attach(asyncio.get_running_loop())
         log.info("SIP user agent on %s:%d (udp, tcp)", self._host, self.port)
 
     def stop(self) -> None:
         if self._state != "running":
             return
         self._state = "stopped"
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._loop is not None:
-            self._stop_in_loop(self._loop)
+        self._detach()
+        self._destroy_endpoint()
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
@@ -238,23 +225,6 @@ class PjsuaSender:
     @property
     def local_contact(self) -> str:
         return f"sip:{self._contact_user}@{uri_host(self._contact_host)}:{self._port}"
-
-    # -- the pump thread ---------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        try:
-            self._create_endpoint()
-        except BaseException as exc:
-            self._start_error = exc
-            self._destroy_endpoint()
-            self._ready.set()
-            return
-        self._ready.set()
-        endpoint = self._endpoint
-        assert endpoint is not None
-        while not self._stop.is_set():
-            endpoint.libHandleEvents(10)
-        self._destroy_endpoint()
 
     def _create_endpoint(self) -> None:
         if self._port == 0:
@@ -340,21 +310,23 @@ class PjsuaSender:
 
     # -- driven by the event loop ------------------------------------------------------------
 
-    def _start_in_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            self._create_endpoint()
-        except BaseException as exc:
-            self._destroy_endpoint()
-            self._state = "stopped"
-            raise StartupError(f"SIP user agent failed to start: {exc}") from exc
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let `loop` drive pjsip: watch its sockets, start the tick."""
+        self._detach()
         self._loop = loop
-        self._registered_threads.add(threading.get_ident())
-        self._watched = _socket_fds(self._port)
         for fd in self._watched:
             loop.add_reader(fd, self._poll, 1)
         self._tick = loop.call_later(_IDLE_POLL, self._on_tick)
-        self._state = "running"
-        log.info("SIP user agent on %s:%d (udp, tcp), in the event loop", self._host, self.port)
+
+    def _detach(self) -> None:
+        loop, self._loop = self._loop, None
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        if loop is None or loop.is_closed():
+            return
+        for fd in self._watched:
+            loop.remove_reader(fd)
 
     def _poll(self, passes: int = _MAX_POLLS) -> None:
         """Let pjsip read what is ready and run its expired timers, in at most `passes` passes.
@@ -395,14 +367,6 @@ class PjsuaSender:
         tick.cancel()
         self._tick = loop.call_later(_BUSY_POLL, self._on_tick)
 
-    def _stop_in_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._tick is not None:
-            self._tick.cancel()
-        for fd in self._watched:
-            loop.remove_reader(fd)
-        self._watched = []
-        self._destroy_endpoint()
-
     def _destroy_endpoint(self) -> None:
         endpoint, self._endpoint = self._endpoint, None
         self._account = None
@@ -439,8 +403,14 @@ class PjsuaSender:
             # Stopping, or never started: nothing can leave (the caller reads an unreachable
             # phone, and the command is recorded like any other failure).
             return SipAnswer(status=503, reason="SIP user agent not running", from_wire=False)
-        self._register_this_thread(self._endpoint)
+        if threading.get_ident() != self._owner:
+            # pjlib aborts the process when a thread it does not know calls into it.
+            return SipAnswer(
+                status=503, reason="SIP user agent owned by another thread", from_wire=False
+            )
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._attach(loop)
         future: asyncio.Future[SipAnswer] = loop.create_future()
         param = pj.SendRequestParam()
         token = _attach_token(param)
@@ -506,14 +476,6 @@ class PjsuaSender:
             self._header_vectors[headers] = vector
         return vector
 
-    def _register_this_thread(self, endpoint: pj.Endpoint) -> None:
-        ident = threading.get_ident()
-        if ident in self._registered_threads:
-            return
-        if not endpoint.libIsThreadRegistered():
-            endpoint.libRegisterThread(f"sipbridge-{ident}")
-        self._registered_threads.add(ident)
-
     def _on_answer(self, key: int, prm: pj.OnSendRequestParam) -> None:
         with self._lock:
             entry = self._pending.pop(key, None)
@@ -526,16 +488,9 @@ class PjsuaSender:
         future, loop = entry.future, entry.loop
         if future is None or loop is None or loop.is_closed():
             return
-        if loop is self._loop:  # driven by this loop: we are on its thread
-            if not future.done():
-                future.set_result(answer)
-            return
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(answer)
-
-        loop.call_soon_threadsafe(resolve)
+        # pjsip calls back on the owner thread, the thread of every loop that drove it.
+        if not future.done():
+            future.set_result(answer)
 
     def _sweep_abandoned(self) -> None:
         """Drop abandoned entries whose transaction must long have ended (caller holds lock).
