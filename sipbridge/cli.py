@@ -117,7 +117,7 @@ async def _serve(
         await runner.cleanup()
         raise click.ClickException(exc.detail) from exc
     # aiohttp's default listen backlog (128) overflows when clients open hundreds of connections
-    # at once; the dropped handshakes then cost 1-3 s retries (bench/run, 200 connections).
+    # at once; the dropped handshakes then cost seconds of retries (docs/performance.md).
     site = web.TCPSite(
         runner,
         settings.http_host,

@@ -57,7 +57,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 # pydantic's serializer writes the dataclass straight to JSON bytes: dataclasses.asdict plus
-# json.dumps cost about 8 % of a command's CPU (py-spy, bench/run).
+# json.dumps cost a noticeable share of a command's CPU (docs/performance.md).
 _COMMAND_RESULT = TypeAdapter(CommandResult)
 
 

@@ -92,8 +92,7 @@ def _attach_token(param: pj.SendRequestParam) -> pj.SipHeader:
     """A fresh object whose address identifies the request in onSendRequest (userData).
 
     SWIG disowns an object assigned to a Token (void *) member, so the C++ object behind it
-    would never be deleted: about 110 bytes a command (`bench/run --soak` grew 19 MB a minute
-    at 2,000/s). pjsua only hands the pointer back, so ownership is taken back at once and the
+    would never be deleted, a leak on every command (docs/performance.md). pjsua only hands the pointer back, so ownership is taken back at once and the
     token dies with the request's `_Pending` entry, after the callback.
     """
     token = pj.SipHeader()
@@ -171,7 +170,7 @@ class PjsuaSender:
         # set, never by a Route header added as a plain extra header; and an account bound to
         # one of our transports takes its Via address from it, where an unbound one probes the
         # route with a throwaway socket on every request (socket, connect, getsockname, close:
-        # pjsip_tpmgr_find_local_addr2, seen with strace in bench/run).
+        # pjsip_tpmgr_find_local_addr2).
         self._accounts: dict[tuple[str | None, str | None], _Account] = {}
         self._transport_ids: dict[str, int] = {}
         self._endpoint: pj.Endpoint | None = None
@@ -335,8 +334,8 @@ class PjsuaSender:
         selector is level-triggered, so a packet left unread wakes it again on the next turn,
         and polling on until pjsip found nothing cost a second, empty pass (a timer scan and an
         epoll_wait) on every answer. The tick drains: one pass handles only a few expired timers
-        (about 8, measured), and undrained, finished transactions outlive Timer K and memory
-        grows without end (bench/run --soak measured 14 KB a command before the drain).
+        (a handful), and undrained, finished transactions outlive Timer K and memory grows
+        without end (`bench/run --soak`, docs/performance.md).
         """
         endpoint = self._endpoint
         if endpoint is None:
@@ -462,7 +461,7 @@ class PjsuaSender:
 
     def _header_vector(self, headers: tuple[tuple[str, str], ...]) -> pj.SipHeaderVector:
         """The SWIG vector for `headers`; every command carries the same few, so keep them
-        (building SWIG objects costs more CPU than composing the request, py-spy)."""
+        (building SWIG objects costs more CPU than composing the request)."""
         vector = self._header_vectors.get(headers)
         if vector is None:
             vector = pj.SipHeaderVector()

@@ -55,7 +55,7 @@ class SipAnswer:
 
 
 # Every command to a phone derives the same Request-URI from the same contact: parse it once
-# (parsing and printing the URIs was 8 % of a command's CPU in the control path, cProfile).
+# (parsing and printing the URIs was a visible share of a command's CPU, docs/performance.md).
 _URI_CACHE = 8192
 
 

@@ -2,14 +2,14 @@
 
 Every command ends with two small writes (the call's new state, the command log entry). Each in
 its own transaction costs a WAL append and the locking around it; at 200 commands in flight one
-transaction for all the writes that are ready together costs a fraction of that (bench/run). The
+transaction for all the writes that are ready together costs a fraction of that. The
 caller still awaits its own write: a command is answered only after what it changed committed,
 so a crash never loses a write the client was told about.
 
 A group is worth waiting a loop turn for only if another command could join it. Commands that
 end in a write say they are under way (`under_way`); when the writer is the only one, its write
 commits at once with whatever was deferred before it, which saves the command two loop turns (the
-flush's and the wake-up after it: 8 turns a command at one connection, traced).
+flush's and the wake-up after it; docs/performance.md has the figures).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ CREATE TABLE IF NOT EXISTS audit (
     + _COMMAND_LOG_COLUMNS
     + ");\n",
     # The command log without AUTOINCREMENT: its bookkeeping row in sqlite_sequence was one more
-    # page written by every command's commit (27 against 57 us a logged insert, measured). Ids
+    # page written by every command's commit (about half a logged insert, docs/performance.md). Ids
     # still never repeat: pruning deletes only the oldest rows and keeps at least 1,000, so the
     # largest id, from which SQLite picks the next, never goes down (SQLite docs, "Autoincrement").
     "CREATE TABLE commands_v5 (\n    id          INTEGER PRIMARY KEY,"
@@ -186,8 +186,7 @@ class _Translated:
     """sqlite3 errors raised inside become StoreError (the one error hierarchy, errors.py).
 
     A class, not a generator context manager: it wraps every statement, six a command, and
-    `contextlib.contextmanager` costs a generator and several calls each time (cProfile,
-    bench/run at one connection)."""
+    `contextlib.contextmanager` costs a generator and several calls each time."""
 
     __slots__ = ()
 
@@ -630,7 +629,7 @@ class TrackerStore:
     def locate(self, call_id: str) -> tuple[Call, Phone]:
         """The call and the registered phone holding it: what every call action starts from.
 
-        One indexed join, not two lookups: it runs on every call action (bench/run)."""
+        One indexed join, not two lookups: it runs on every call action."""
         with _TRANSLATED:
             values = self._plain.execute(_LOCATE, (call_id,)).fetchone()
         if values is None:

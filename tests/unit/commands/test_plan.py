@@ -68,7 +68,7 @@ def test_ref_by_call_id_needs_6_4_2():
     assert info.value.problems[0].field == "call_id"
 
 
-# -- PhoneRoutes: the HTTP request a command becomes (no I/O) ---------------------------------
+# -- Planner: the HTTP request a command becomes (no I/O) --------------------------------------
 
 
 def tracked_phone(contact="sip:1001@10.0.0.5:5060", user_agent=None, profile=None, phone_id="1001"):
