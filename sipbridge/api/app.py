@@ -39,11 +39,11 @@ from sipbridge.sip.access import (
     TokenBucket,
     parse_networks,
 )
+from sipbridge.sip.agent import user_agent
 from sipbridge.sip.listener import ListenerCore, ListenerSockets, SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.resolver import ContactResolver, ResolvingSender
 from sipbridge.sip.sender import NotifySender
-from sipbridge.sip.stream_sender import wire_sender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
@@ -60,9 +60,7 @@ SenderFactory = Callable[[Settings], NotifySender]
 
 
 def pjsua_sender(settings: Settings) -> NotifySender:
-    """The real UA; imported here so that only `serve` and the integration tests load pjsua2."""
-    from sipbridge.sip._pjsua2 import PjsuaSender
-
+    """The real UA, from the settings."""
     tls = None
     if settings.sip_tls_port is not None:
         tls = sip_tls(
@@ -72,14 +70,13 @@ def pjsua_sender(settings: Settings) -> NotifySender:
             ca_file=settings.tls_ca_file,
             verify_peers=settings.tls_verify_phones,
         )
-    agent = PjsuaSender(
+    return user_agent(
         host=settings.sip_host,
         port=settings.sip_port,
         transaction_timeout=settings.transaction_timeout,
         contact_host=settings.contact_host,
         tls=tls,
     )
-    return wire_sender(agent, transaction_timeout=settings.transaction_timeout)
 
 
 def create_app(

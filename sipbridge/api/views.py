@@ -35,7 +35,7 @@ from sipbridge.catalog import CALL_ID_PATTERN
 from sipbridge.commands import REQUESTED, CommandResult, Requested
 from sipbridge.errors import InvalidInput, MalformedBody, UnknownPhone, UnsupportedMediaType
 from sipbridge.sip.networks import PhoneNetworks
-from sipbridge.sip.uri import SipUri, implied_transport, parse_uri
+from sipbridge.sip.uri import SipUri, parse_uri, sip_transport
 from sipbridge.tracker import Phone, SipTransport, TrackerStore
 from sipbridge.tracker.models import PHONE_ID_PATTERN
 from sipbridge.tracker.store import KEEP_PIN
@@ -146,10 +146,12 @@ def _register(
 
 
 def _transport_of(contact: SipUri, field: str) -> SipTransport:
-    transport = implied_transport(contact)
-    if transport in ("udp", "tcp", "tls"):
-        return transport  # type: ignore[return-value]
-    raise InvalidInput.one(field, f"transport={transport} is not supported (udp, tcp, tls)")
+    transport = sip_transport(contact)
+    if transport is None:
+        raise InvalidInput.one(
+            field, f"transport={contact.transport} is not supported (udp, tcp, tls)"
+        )
+    return transport
 
 
 @routes.put("/v1/phones")

@@ -92,8 +92,9 @@ def _attach_token(param: pj.SendRequestParam) -> pj.SipHeader:
     """A fresh object whose address identifies the request in onSendRequest (userData).
 
     SWIG disowns an object assigned to a Token (void *) member, so the C++ object behind it
-    would never be deleted, a leak on every command (docs/performance.md). pjsua only hands the pointer back, so ownership is taken back at once and the
-    token dies with the request's `_Pending` entry, after the callback.
+    would never be deleted, a leak on every command (docs/performance.md). pjsua only hands
+    the pointer back, so ownership is taken back at once and the token dies with the
+    request's `_Pending` entry, after the callback.
     """
     token = pj.SipHeader()
     param.userData = token

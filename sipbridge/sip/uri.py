@@ -17,11 +17,15 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["SipParseError", "SipUri", "parse_name_addr", "parse_uri"]
 
 MAX_URI_LENGTH = 16384
 """Longest URI text accepted; the same bound as one header field, so work stays bounded."""
+
+
+SipTransport = Literal["udp", "tcp", "tls"]  # how sipbridge reaches a phone over SIP
 
 
 class SipParseError(ValueError):
@@ -261,9 +265,16 @@ def uri_host(host: str) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def implied_transport(uri: SipUri) -> str:
-    """udp, tcp or tls: the transport a URI asks for, its `transport` parameter or else what
-    its scheme implies (RFC 3263 §4.1: UDP for sip:; RFC 3261 §26.2.2: TLS for sips:)."""
+    """The transport a URI asks for: its `transport` parameter, or else what its scheme
+    implies (RFC 3263 §4.1: UDP for sip:; RFC 3261 §26.2.2: TLS for sips:)."""
     return uri.transport or ("tls" if uri.scheme.lower() == "sips" else "udp")
+
+
+def sip_transport(uri: SipUri) -> SipTransport | None:
+    """The transport a phone is reached over at `uri`; None for one sipbridge has not (sctp,
+    ws...)."""
+    transport = implied_transport(uri).lower()
+    return transport if transport in ("udp", "tcp", "tls") else None  # type: ignore[return-value]
 
 
 def next_hop_transport(uri: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from sipbridge.sip.uri import SipTransport as SipTransport
+
 # A phone's id is the user part of its address of record (e.g. the extension "1001").
 PHONE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$"
 
-SipTransport = Literal["udp", "tcp", "tls"]  # how a phone is reached over SIP
 CallState = Literal["ringing", "connected", "held"]
 LearnedFrom = Literal["http", "register", "reginfo"]
 

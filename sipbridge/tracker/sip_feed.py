@@ -26,6 +26,7 @@ from sipbridge.sip.message import (
     parse_uri,
 )
 from sipbridge.sip.networks import PhoneNetworks
+from sipbridge.sip.uri import sip_transport
 from sipbridge.tracker import registrar
 from sipbridge.tracker.events import (
     DIALOG_INFO_TYPE,
@@ -235,11 +236,10 @@ class SipFeed:
             if self._outside_networks(contact.uri, source, "reginfo NOTIFY") is not None:
                 continue  # one bad contact refuses that registration, not the document
             try:
-                transport = parse_uri(contact.uri).transport or "udp"
                 phone = self._store.register_phone(
                     phone_id,
                     contact=contact.uri,
-                    transport=transport if transport in ("udp", "tcp", "tls") else "udp",  # type: ignore[arg-type]
+                    transport=sip_transport(parse_uri(contact.uri)) or "udp",
                     expires=contact.expires or registrar.DEFAULT_EXPIRES,
                     aor=f"{aor.scheme}:{phone_id}@{aor.host}",
                     learned_from="reginfo",

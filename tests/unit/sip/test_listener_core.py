@@ -150,6 +150,32 @@ def test_reginfo_notify_registers_phones(core, store):
     assert (phone.contact, phone.learned_from) == ("sip:1002@127.0.0.1:5091", "reginfo")
 
 
+@pytest.mark.parametrize(
+    ("contact", "transport"),
+    [
+        ("sips:1003@127.0.0.1:5061", "tls"),
+        ("sip:1003@127.0.0.1:5091;transport=TCP", "tcp"),
+        ("sip:1003@127.0.0.1:5091;transport=sctp", "udp"),
+    ],
+)
+def test_a_reginfo_contact_keeps_the_transport_its_uri_implies(core, store, contact, transport):
+    # RFC 3261 §26.2.2: a sips: contact is reached over TLS, never UDP.
+    body = f"""<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" state="full">
+      <registration aor="sip:1003@pbx.example.com" id="r" state="active">
+        <contact id="c" state="active" event="registered" expires="120"><uri>{contact}</uri></contact>
+      </registration></reginfo>""".encode()
+    notify = message(
+        "NOTIFY",
+        "Event: reg",
+        "Subscription-State: active",
+        "Content-Type: application/reginfo+xml",
+        uri="sip:sipbridge@127.0.0.1",
+        body=body,
+    )
+    assert answer(core.receive(notify, PHONE)).status == 200
+    assert store.phone("1003").transport == transport
+
+
 def test_register_auth_challenges_then_accepts_only_the_phones_own_credentials(store):
     from sipbridge.sip import digest
     from sipbridge.tracker.sip_feed import RegisterAuth
