@@ -1,4 +1,4 @@
-"""Every error sipbridge raises on purpose, in one tree.
+"""Every error sipbridge reports, to an API client, a PBX or the operator, in one tree.
 
     SipBridgeError
     ├── RequestError              the caller's fault; nothing was sent to a phone
@@ -29,11 +29,15 @@
     ├── ProfileError              a sip_profiles file, a pin or the credentials file is wrong
     └── StartupError              a listener or the UA could not start (port in use, bad address)
 
-The mapping to HTTP statuses and problem bodies lives in one place only:
-`sipbridge.api.problems`; the mapping to SIP answers (the PBX relay) in `sipbridge.pbx.relay`.
-Both add `Retry-After` exactly when the error's `retry_after` is set. Foreign exceptions
-(`pj.Error`, `sqlite3.Error`, pydantic's `ValidationError`, `aiohttp.ClientError`) are translated
-into these where they enter, with `raise ... from exc`.
+The mapping to HTTP statuses and problem bodies lives in one place only: `sipbridge.api.problems`;
+the mapping to SIP answers (the PBX relay) in `sipbridge.pbx.relay` (`SIP_STATUS`). Both add
+`Retry-After` exactly when the error's `retry_after` is set (tests/unit/test_error_tables.py).
+Foreign exceptions (`pj.Error`, `sqlite3.Error`, pydantic's `ValidationError`,
+`aiohttp.ClientError`) are translated into these where they enter, with `raise ... from exc`.
+A few sans-I/O modules keep an exception of their own that never leaves the module's caller:
+a parser's (`SipParseError`, `EventBodyError`, `UnresolvableUri`), a state machine's
+(`TransactionError`, `SubscriptionStateError`), the config file's (`ConfigFileError`, said by
+the CLI) and the simulator's; each becomes one of these, or a SIP reply, where it is caught.
 """
 
 from __future__ import annotations
@@ -180,9 +184,9 @@ class PhoneTimeout(RemoteError):
     reached the phone; if so, the phone may have carried it out (the outcome is unknown).
 
     `late`, when set, is the transaction still under way after its caller's deadline; it
-    resolves when the transaction ends. The dispatcher sets it to the sender's answer;
-    `CallControl` replaces it with its reading of that answer (a `CommandResult`, or the
-    error it raises), which the command log records.
+    resolves when the transaction ends. The lanes set it to the sender's answer; `CallControl`
+    replaces it with its reading of that answer (a `Completed` command, or the error it
+    raises), which the journal records.
     """
 
     title = "Phone did not answer in time"

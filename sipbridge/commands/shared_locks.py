@@ -1,6 +1,6 @@
 """One command in flight per phone across worker processes (`sipbridge serve --workers N`).
 
-Inside a process the dispatcher's lanes keep a phone's commands apart; between processes a
+Inside a process the lanes (lanes.py) keep a phone's commands apart; between processes a
 byte-range lock on a shared file does (fcntl(2), POSIX record locks). A phone maps to one byte
 of a sparse range by a hash of its id. The kernel drops a process's locks when it exits, so a
 crashed worker never leaves a phone locked.

@@ -5,7 +5,7 @@ A phone or a proxy on the way may answer a NOTIFY with 401 (WWW-Authenticate) or
 Proxy-Authorization computed from its credentials. One retry only: a second challenge means
 the credentials are wrong, and trying again would only hold the phone's lane longer.
 
-The retry lives inside one `send` call so the dispatcher's lane (commands/lanes.py) stays held
+The retry lives inside one `send` call so the phone's lane (commands/lanes.py) stays held
 across both attempts: no other command for the phone slips in between.
 """
 

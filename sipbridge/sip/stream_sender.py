@@ -186,7 +186,7 @@ class SizeRoutedSender:
     """Sends small requests through the UA and those that UDP must not carry over TCP.
 
     A request at or over `UDP_SIZE_LIMIT` goes to `large` whatever the phone registered over;
-    the caller sees one `NotifySender`, so the dispatcher's lane covers either path.
+    the caller sees one `NotifySender`, so the phone's lane covers either path.
     """
 
     def __init__(self, small: NotifySender, large: NotifySender) -> None:
