@@ -263,7 +263,6 @@ def uri_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-@functools.lru_cache(maxsize=8192)
 def implied_transport(uri: SipUri) -> str:
     """The transport a URI asks for: its `transport` parameter, or else what its scheme
     implies (RFC 3263 §4.1: UDP for sip:; RFC 3261 §26.2.2: TLS for sips:)."""
@@ -282,6 +281,7 @@ def next_hop_transport(uri: str) -> str:
     return implied_transport(parse_uri(uri)).lower()
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_uri(text: str) -> SipUri:
     """Parse a sip:/sips: URI strictly per RFC 3261 §25.1 (IPv6 per RFC 5118).
 
