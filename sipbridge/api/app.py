@@ -166,7 +166,7 @@ def create_app(
             ) from exc
         app[keys.LISTENER_SOCKETS] = sockets
         yield
-        sockets.close()  # closed already if the listener served them; closing again is harmless
+        sockets.close()  # the listener's servers close those they served; again is harmless
 
     async def command_path_ctx(app: web.Application) -> AsyncIterator[None]:
         shared_locks = None

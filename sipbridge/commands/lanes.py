@@ -90,7 +90,8 @@ class Lanes:
         if lane.holders >= self._queue_limit:
             raise QueueFull(
                 f"phone {phone_id!r} already has {lane.holders} commands queued",
-                retry_after=max(1, math.ceil(wait)),
+                # The queue drains at the lanes' pace, whatever this caller's own deadline.
+                retry_after=max(1, math.ceil(self._deadline)),
             )
         lane.holders += 1
         started = time.perf_counter()

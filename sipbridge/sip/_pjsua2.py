@@ -1,6 +1,6 @@
 """The pjsua2 user agent: the only module in sipbridge that imports pjsua2.
 
-Lifecycle (one state table, enforced by `_Lifecycle`):
+Lifecycle (`_state`; a UA starts once and never again after it stopped):
 
     created --start()--> running --stop()--> stopped
 

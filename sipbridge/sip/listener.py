@@ -560,8 +560,6 @@ class SipListener:
         await self.core.drain()
         if self._udp is not None:
             self._udp.close()
-        else:
-            self._sockets.close()  # never served
         for server in (self._tcp, self._tls):
             if server is not None:
                 server.close()

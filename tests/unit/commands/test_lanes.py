@@ -215,3 +215,20 @@ async def test_a_send_that_fails_before_it_starts_frees_the_lane():
         return "ok"
 
     assert (await lanes.deliver("A", fine)).answer == "ok"
+
+
+async def test_a_full_queue_asks_to_retry_after_the_lanes_deadline_not_the_callers():
+    gate = asyncio.Event()
+
+    async def slow():
+        await gate.wait()
+        return "answered"
+
+    lanes = Lanes(queue_limit=1, deadline=3)
+    first = asyncio.create_task(lanes.deliver("A", slow))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull) as info:
+        await lanes.deliver("A", slow, deadline=0.05)
+    assert info.value.retry_after == 3  # the queue drains at the lanes' pace
+    gate.set()
+    await first
