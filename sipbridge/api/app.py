@@ -75,7 +75,7 @@ def pjsua_sender(settings: Settings) -> NotifySender:
         contact_host=settings.contact_host,
         tls=tls,
     )
-    return wire_sender(agent, transaction_timeout=settings.transaction_timeout)
+    return wire_sender(agent, transaction_timeout=settings.transaction_timeout, tls=tls)
 
 
 def create_app(
@@ -130,6 +130,8 @@ def create_app(
                 cache_size=settings.dns_cache_size,
             ),
             app[keys.PHONE_NETWORKS],
+            # The next target only while Timer F still fits in the deadline (RFC 3263 §4.3).
+            failover_within=settings.command_deadline - settings.transaction_timeout,
         )
         listener = await _start_listener(app, settings, resolving) if primary else None
         # Worker 0's listener takes the phones' reports for every worker (workers > 1 need a
