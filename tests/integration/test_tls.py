@@ -389,16 +389,20 @@ PHONE_NAME = "phone.test"
 
 
 @pytest.fixture
-async def named_gateway(pki, tmp_path):
-    """A gateway whose DNS (a server of the test's own on loopback) says phone.test is
-    127.0.0.1: a TLS phone reached by name, whose certificate must name phone.test."""
+async def phone_dns():
+    """A DNS server of the test's own on loopback: phone.test is 127.0.0.1 (tests add more)."""
     dns = await start_dns({(PHONE_NAME, "A"): (60, ["127.0.0.1"])})
-    env = _env(tmp_path, pki, SIPBRIDGE_DNS_NAMESERVERS=dns.address)
-    try:
-        with serving(env, False) as gateway:
-            yield gateway
-    finally:
-        dns.close()
+    yield dns
+    dns.close()
+
+
+@pytest.fixture
+def named_gateway(pki, tmp_path, phone_dns):
+    """A gateway asking `phone_dns`: a TLS phone reached by name, whose certificate must name
+    phone.test."""
+    env = _env(tmp_path, pki, SIPBRIDGE_DNS_NAMESERVERS=phone_dns.address)
+    with serving(env, False) as gateway:
+        yield gateway
 
 
 @pytest.mark.parametrize(
@@ -446,3 +450,22 @@ async def test_a_tls_phone_by_name_behind_an_untrusted_ca_gets_nothing(named_gat
         problem = await response.json()
         assert "TLS verification of the phone failed" in problem["detail"]
         assert phone.received == []
+
+
+async def test_a_tls_srv_target_that_refuses_is_followed_and_the_uri_name_checked(
+    named_gateway, phone_dns, pki
+):
+    """RFC 3263 §4.3 over TLS: the first SRV target refuses, the second is the phone. Its
+    certificate names phone.test, the URI's host, not the SRV target's name (RFC 5922 §4.1)."""
+    closed = free_port()
+    async with TlsPhone(pki.named) as phone:
+        phone_dns.records[("_sips._tcp.phone.test", "SRV")] = (
+            60,
+            [f"10 0 {closed} a.phone.test.", f"20 0 {phone.port} b.phone.test."],
+        )
+        phone_dns.records[("a.phone.test", "A")] = (60, ["127.0.0.1"])
+        phone_dns.records[("b.phone.test", "A")] = (60, ["127.0.0.1"])
+        response = await hold_on(named_gateway, "sips:1001@phone.test")
+        assert response.status == 200, await response.text()
+        assert [r.method for r in phone.received] == ["NOTIFY"]
+        assert phone.server_names == [PHONE_NAME]
