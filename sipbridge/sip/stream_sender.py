@@ -18,16 +18,16 @@ the connection goes to the resolved address with that name as SNI, the chain is 
 OpenSSL and the name by `sipbridge.tls.peer_names_match`, all before a byte of the request
 leaves; and never in clear.
 
-One connection per request, closed after the final response: large commands are rare, and a
-phone is sent one command at a time (dispatch.py). The transaction follows RFC 3261 §17.1.2
-over a reliable transport (no retransmission; Timer F bounds the whole wait, connecting and the
-handshake included); provisional responses are skipped.
+A connection is kept after its final response for the next request to the same hop
+(sipbridge.sip.stream_pool: bounded, closed when idle), so a TLS phone is not sent a handshake
+per command. The transaction follows RFC 3261 §17.1.2 over a reliable transport (no
+retransmission; Timer F bounds the whole wait, connecting and the handshake included);
+provisional responses are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import ssl
@@ -40,13 +40,13 @@ from sipbridge.sip.message import (
     SipParseError,
     SipRequest,
     SipResponse,
-    StreamParser,
     parse_uri,
     serialize,
     top_via_branch,
     uri_host,
 )
 from sipbridge.sip.sender import NotifySender
+from sipbridge.sip.stream_pool import Hop, Stream, StreamPool
 from sipbridge.tls import SipTls, client_context, peer_names_match
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,6 @@ UDP_SIZE_LIMIT = 1300
 # What pjsua adds to a request beyond what `build_request` writes (User-Agent, Allow,
 # Supported...): measured with sipp's message log, rounded up, so the choice errs toward TCP.
 _PJSUA_EXTRA_BYTES = 200
-# A phone's answer to a NOTIFY is small; a buffer bound keeps a hostile peer's stream bounded.
-_MAX_ANSWER_BYTES = 65536
 _CONNECT_TIMEOUT = 3.0
 
 
@@ -131,11 +129,16 @@ def _unreached(reason: str) -> SipAnswer:
     return SipAnswer(status=503, reason=reason, from_wire=False, transport_failed=True)
 
 
+class _ClosedUnanswered(EOFError):
+    """The connection ended before any byte came back for our request."""
+
+
 class TcpRequestSender:
-    """A `NotifySender` that sends each request over a TCP or TLS connection of its own.
+    """A `NotifySender` that sends requests over TCP or TLS connections of its own.
 
     TLS when the next hop is TLS (`sips:`, `;transport=tls`), with `tls` (the user agent's
-    settings); without them a TLS request is refused, never sent in clear.
+    settings); without them a TLS request is refused, never sent in clear. Connections are
+    reused through `pool` (default: a `StreamPool` of its defaults).
     """
 
     def __init__(
@@ -144,12 +147,18 @@ class TcpRequestSender:
         local_contact: Callable[[], str],
         transaction_timeout: float,
         tls: SipTls | None = None,
+        pool: StreamPool | None = None,
     ) -> None:
         # A callable: the UA whose address goes in our Via knows its port only once started.
         self._local_contact = local_contact
         self._timeout = transaction_timeout
         self._tls = tls
         self._tls_context = client_context(tls) if tls is not None else None
+        self._pool = pool if pool is not None else StreamPool()
+
+    def stop(self) -> None:
+        """Close the idle connections."""
+        self._pool.close()
 
     @property
     def local_contact(self) -> str:
@@ -173,25 +182,47 @@ class TcpRequestSender:
             via_port=self._tls.port if secure and self._tls is not None else None,
         )
         # Timer F (RFC 3261 §17.1.2.2) bounds it all: connecting, the handshake, the answer.
-        loop = asyncio.get_running_loop()
-        timer_f = loop.time() + self._timeout
+        timer_f = asyncio.get_running_loop().time() + self._timeout
+        hop = Hop(host=host, port=port, tls_name=(request.tls_name or host) if secure else None)
+        data = serialize(message)
+        stream = await self._pool.take(hop)
+        if stream is not None:
+            answer = await self._exchange(stream, data, branch, timer_f)
+            if answer is not None:
+                return answer
+            # The peer closed the idle connection as we wrote (RFC 3261 §18.3 lets it): it had
+            # read nothing of ours, so the request goes once more, on a new connection.
+            log.info("reused connection to %s:%d was closed; reconnecting", host, port)
         opened = await self._connect(host, port, request, secure, timer_f)
         if isinstance(opened, SipAnswer):
             return opened
-        reader, writer = opened
+        answer = await self._exchange(Stream(hop, *opened), data, branch, timer_f)
+        assert answer is not None  # only a reused stream gives None
+        return answer
+
+    async def _exchange(
+        self, stream: Stream, data: bytes, branch: str, timer_f: float
+    ) -> SipAnswer | None:
+        """Write the request and wait for its final response; the stream goes back to the pool
+        after one. None: a reused stream was found closed before anything came back."""
         try:
-            writer.write(serialize(message))
+            stream.writer.write(data)
             async with asyncio.timeout_at(timer_f):
-                await writer.drain()
-                return await _final_response(reader, branch)
+                await stream.writer.drain()
+                answer = await _final_response(stream, branch)
         except TimeoutError:
+            stream.close()  # a late answer may still come: the stream is not reusable
             return SipAnswer(status=408, reason="Request Timeout", from_wire=False)
-        except (OSError, SipParseError, EOFError) as exc:
+        except (_ClosedUnanswered, ConnectionError) as exc:
+            stream.close()
+            if stream.reused:
+                return None
             return SipAnswer(status=503, reason=f"connection failed: {exc}", from_wire=False)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
+        except (OSError, ssl.SSLError, SipParseError, EOFError) as exc:
+            stream.close()
+            return SipAnswer(status=503, reason=f"connection failed: {exc}", from_wire=False)
+        self._pool.give_back(stream)
+        return answer
 
     async def _connect(
         self, host: str, port: int, request: OutgoingRequest, secure: bool, timer_f: float
@@ -228,12 +259,21 @@ class TcpRequestSender:
         return reader, writer
 
 
-async def _final_response(reader: asyncio.StreamReader, branch: str) -> SipAnswer:
-    parser = StreamParser(max_buffer=_MAX_ANSWER_BYTES)
+async def _final_response(stream: Stream, branch: str) -> SipAnswer:
+    parser = stream.parser  # it may hold the start of a message read while the stream idled
+    received = False
     while True:
-        data = await reader.read(4096)
+        try:
+            data = await stream.reader.read(4096)
+        except ConnectionError:
+            if received:
+                raise
+            raise _ClosedUnanswered("the connection was reset before any answer") from None
         if not data:
+            if not received:
+                raise _ClosedUnanswered("the phone closed the connection without answering")
             raise EOFError("the phone closed the connection before a final response")
+        received = True
         parser.feed(data)
         while (message := parser.next_message()) is not None:
             if not isinstance(message, SipResponse) or top_via_branch(message) != branch:
@@ -273,6 +313,7 @@ class SizeRoutedSender:
 
     def stop(self) -> None:
         _call(self._small, "stop")
+        _call(self._large, "stop")
 
 
 def _call(target: object, name: str) -> None:
