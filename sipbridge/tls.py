@@ -11,6 +11,7 @@ the listener and HTTPS (the stdlib's OpenSSL) take 1.2 and 1.3.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 import stat
@@ -76,6 +77,77 @@ def sip_tls(
     return SipTls(
         port=port, cert_file=cert_file, key_file=key_file, ca_file=trust, verify_peers=verify_peers
     )
+
+
+def client_context(tls: SipTls) -> ssl.SSLContext:
+    """The context sipbridge's own SIP stack connects to TLS phones with (TLS 1.2+), from the
+    same files as the user agent's. The chain is checked by OpenSSL; the name is checked by
+    `peer_names_match` after the handshake (RFC 5922 is not RFC 6125: see there)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = MINIMUM_VERSION
+    context.check_hostname = False  # our own RFC 5922 §7 check instead, before any byte is sent
+    if tls.verify_peers:
+        assert tls.ca_file is not None  # sip_tls() fills it when verifying
+        context.load_verify_locations(cafile=str(tls.ca_file))
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(tls.cert_file, tls.key_file)  # for phones that ask (mutual TLS)
+    return context
+
+
+def peer_names_match(peer: dict[str, object], name: str) -> bool:
+    """Whether a verified peer certificate (`SSLSocket.getpeercert()`) is for `name`.
+
+    RFC 5922 §7.1: a SIP domain's identities are the subjectAltName URIs `sip:domain` (no user
+    part) and its dNSNames; the Common Name counts only in a certificate with no subjectAltName.
+    §7.2: compared case-blind, and a wildcard never matches (RFC 6125's `*.example.com` does
+    not apply to SIP). An IP address (a numeric contact) matches an iPAddress entry.
+    """
+    wanted = name.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(wanted.strip("[]"))
+    except ValueError:
+        address = None
+    alt_names = peer.get("subjectAltName")
+    entries = [e for e in alt_names if isinstance(e, tuple)] if isinstance(alt_names, tuple) else []
+    if address is not None:
+        return any(
+            kind == "IP Address" and _same_address(str(value), address) for kind, value in entries
+        )
+    identities = []
+    for kind, value in entries:
+        text = str(value).lower()
+        if kind == "DNS":
+            identities.append(text.rstrip("."))
+        elif kind == "URI" and text.startswith("sip:") and "@" not in text:
+            identities.append(text[4:].split(";", 1)[0].rstrip("."))
+    if not entries:
+        identities = [str(value).lower() for value in _common_names(peer)]
+    return wanted in identities
+
+
+def _same_address(text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(text.strip()) == address
+    except ValueError:
+        return False
+
+
+def _common_names(peer: dict[str, object]) -> list[object]:
+    subject = peer.get("subject")
+    if not isinstance(subject, tuple):
+        return []
+    return [
+        value
+        for rdn in subject
+        if isinstance(rdn, tuple)
+        for pair in rdn
+        if isinstance(pair, tuple) and len(pair) == 2
+        for key, value in [pair]
+        if key == "commonName"
+    ]
 
 
 def system_trust_store() -> Path:

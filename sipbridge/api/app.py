@@ -145,6 +145,8 @@ def create_app(
                 cache_size=settings.dns_cache_size,
             ),
             app[keys.PHONE_NETWORKS],
+            # The next target only while Timer F still fits in the deadline (RFC 3263 §4.3).
+            failover_within=settings.command_deadline - settings.transaction_timeout,
         )
         agent.start()
         app[keys.SENDER] = agent

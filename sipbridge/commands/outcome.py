@@ -99,7 +99,8 @@ def accept_sip_answer(answer: SipAnswer) -> SipAnswer:
         # pjsip's words for a failed TLS handshake check (chain or name, RFC 5922 §7).
         detail = (
             "TLS verification of the phone failed: its certificate is not signed by a CA of "
-            "tls_ca_file (default: the system's) or does not name the phone's address "
+            "tls_ca_file (default: the system's) or does not name the phone (its contact's "
+            "host name, or its address for a numeric contact) "
             f"({answer.status} {answer.reason})"
         )
     raise PhoneUnreachable(detail)

@@ -117,6 +117,9 @@ def _answer(prm: pj.OnSendRequestParam, *, with_raw: bool) -> SipAnswer:
         reason=str(tsx.statusText),
         from_wire=from_wire,
         raw=tsx_state.src.rdata.wholeMsg if from_wire and wanted else None,
+        # pjsip ends a transaction its transport failed with a 503 of its own
+        # (PJSIP_SC_TSX_TRANSPORT_ERROR); Timer F is a 408.
+        transport_failed=not from_wire and status == 503,
     )
 
 
@@ -450,7 +453,12 @@ class PjsuaSender:
                 entry = self._pending.get(key)
                 if entry is not None:
                     entry.future = None
-            return SipAnswer(status=503, reason=str(exc.reason or "send failed"), from_wire=False)
+            return SipAnswer(
+                status=503,
+                reason=str(exc.reason or "send failed"),
+                from_wire=False,
+                transport_failed=True,
+            )
         try:
             return await future
         finally:

@@ -38,6 +38,9 @@ class OutgoingRequest:
     proxy: str | None = None  # an outbound proxy to route through (loose, `;lr`)
     # Answer one 401/407 with these (sipbridge.sip.challenge); None: a challenge is final.
     credentials: SipCredentials | None = None
+    # The host name the next hop's TLS certificate must carry (RFC 5922 §7), set when
+    # sipbridge resolved that name to the address now in the URI (sipbridge.sip.resolver).
+    tls_name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,12 +49,16 @@ class SipAnswer:
 
     `from_wire` is False when the UA made the status up itself (408 on Timer F, 503 when no
     transport could reach the phone); only a status from the wire is the phone's own answer.
+    `transport_failed` marks the made-up answers of RFC 3263 §4.3's "transport failure" (a
+    connection refused or reset, a TLS handshake or check that failed, a send the socket
+    refused): the request may go to the next target. A timeout is not one of them.
     """
 
     status: int
     reason: str
     from_wire: bool
     raw: str | None = None
+    transport_failed: bool = False
 
 
 # Every command to a phone derives the same Request-URI from the same contact: parse it once

@@ -26,4 +26,4 @@ def user_agent(
         contact_host=contact_host,
         tls=tls,
     )
-    return wire_sender(agent, transaction_timeout=transaction_timeout)
+    return wire_sender(agent, transaction_timeout=transaction_timeout, tls=tls)

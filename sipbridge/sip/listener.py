@@ -49,6 +49,8 @@ STRANGER_BURST = 20
 TCP_IDLE_TIMEOUT = 180.0
 TCP_MAX_CONNECTIONS = 1024
 TCP_MAX_PER_SOURCE = 32
+# A TLS handshake is a few round trips: one not done by then is a peer holding a slot.
+TLS_HANDSHAKE_TIMEOUT = 5.0
 _LOG_EVERY = 10.0
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _SAFE_REASON = re.compile(r"[^\x20-\x7e]")
@@ -102,6 +104,7 @@ class ListenerStats:
     retransmissions: int = 0
     connections_refused: int = 0  # over a connection cap
     idle_closed: int = 0
+    handshakes_failed: int = 0  # TLS: too slow (TLS_HANDSHAKE_TIMEOUT), or not TLS at all
     by_status: dict[int, int] = field(default_factory=dict)
 
 
@@ -506,6 +509,12 @@ class SipListener:
     default leaves room for RFC 5626 §4.4.1 keep-alives (a CRLF every 95-120 s over TCP), and a
     phone without them opens a new connection when it next has something to say (RFC 3261 §18.3
     lets either side close).
+
+    The TLS port accepts plain TCP and starts TLS on a connection only once it is admitted and
+    counted: a connection holds its place under the caps from accept, through its handshake,
+    which must end within `handshake_timeout`. (asyncio's `ssl=` server would hand over a
+    connection, and so count it, only after its handshake, so half-open handshakes from one
+    source were capped by nothing.)
     """
 
     def __init__(
@@ -516,6 +525,7 @@ class SipListener:
         tls: ssl.SSLContext | None = None,
         connections: ConnectionLimits | None = None,
         idle_timeout: float = TCP_IDLE_TIMEOUT,
+        handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
     ) -> None:
         if (tls is None) != (sockets.tls is None):
             raise ValueError("a TLS context and a TLS socket go together")
@@ -531,6 +541,7 @@ class SipListener:
             )
         self._limits = connections
         self._idle_timeout = idle_timeout
+        self._handshake_timeout = handshake_timeout
         self._refused_warning = _ThrottledWarning(
             time.monotonic, "TCP: %d connections over the caps refused (last from %s)"
         )
@@ -548,11 +559,9 @@ class SipListener:
         self._tcp = await asyncio.start_server(self._serve_stream, sock=self._sockets.tcp)
         log.info("SIP listener on %s:%d (udp, tcp)", self.host, self.port)
         if self._tls_context is not None and self._sockets.tls is not None:
+            # No ssl= here: TLS starts in _serve_stream, after the caps (see the class).
             self._tls = await asyncio.start_server(
-                functools.partial(self._serve_stream, transport="tls"),
-                sock=self._sockets.tls,
-                ssl=self._tls_context,
-                ssl_handshake_timeout=10,
+                functools.partial(self._serve_stream, transport="tls"), sock=self._sockets.tls
             )
             log.info("SIP listener on %s:%d (tls)", self.host, self.tls_port)
 
@@ -588,17 +597,37 @@ class SipListener:
             log.debug("refusing TCP connection from %s: %s", source, refused)
             writer.close()
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)  # stop() ends handshakes in progress too
         try:
+            if transport == "tls" and not await self._handshake(writer, source):
+                return
             await self._serve_admitted(reader, writer, source)
         finally:
             self._limits.close(source.host)
+            if task is not None:
+                self._connections.discard(task)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, source: Source) -> bool:
+        """TLS on an admitted connection (server side); False (and closed) if it fails."""
+        assert self._tls_context is not None
+        try:
+            # asyncio aborts a handshake past its timeout; the outer bound is the backstop.
+            async with asyncio.timeout(self._handshake_timeout + 1):
+                await writer.start_tls(
+                    self._tls_context, ssl_handshake_timeout=self._handshake_timeout
+                )
+        except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
+            self.core.stats.handshakes_failed += 1
+            log.debug("TLS handshake with %s failed: %s", source, exc)
+            writer.transport.abort()
+            return False
+        return True
 
     async def _serve_admitted(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: Source
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
         def reply_later(data: bytes) -> None:
             if writer.is_closing():
                 log.info("connection to %s closed before its response was ready", source)
@@ -636,8 +665,6 @@ class SipListener:
             pass
         finally:
             writer.close()
-            if task is not None:
-                self._connections.discard(task)
 
 
 class _Datagrams(asyncio.DatagramProtocol):

@@ -87,9 +87,9 @@ def parse_nameserver(text: str) -> tuple[str, int]:
 
 
 class Resolver(Protocol):
-    """Turns a SIP URI into the one target a request for it goes to."""
+    """Turns a SIP URI into the targets a request for it may go to, in RFC 3263 order."""
 
-    async def resolve(self, uri: SipUri) -> Target: ...
+    async def targets(self, uri: SipUri) -> tuple[Target, ...]: ...
 
 
 class ContactResolver:
@@ -127,12 +127,18 @@ class ContactResolver:
 
     async def resolve(self, uri: SipUri) -> Target:
         """The first target for `uri`; ContactUnresolvable / ContactResolutionTimeout if none."""
+        return (await self.targets(uri))[0]
+
+    async def targets(self, uri: SipUri) -> tuple[Target, ...]:
+        """Every target for `uri`, in the order RFC 3263 §4.3 tries them: the SRV records of
+        the transport chosen (priority, then weight), each of their addresses, no repeats.
+        ContactUnresolvable / ContactResolutionTimeout if there is none."""
         try:
             step = rfc3263.plan(uri)
         except rfc3263.UnresolvableUri as exc:
             raise ContactUnresolvable(f"cannot resolve {uri}: {exc}") from exc
         if isinstance(step, rfc3263.Numeric):
-            return step.target  # the usual contact: no lookup, no timer
+            return (step.target,)  # the usual contact: no lookup, no timer
         until = self._clock() + self.timeout
         try:
             # dnspython's own lifetime ends each query within the budget (and closes its
@@ -145,7 +151,7 @@ class ContactResolver:
             raise _translate(_timeout(str(uri), self.timeout), uri) from None
         if not targets:
             raise ContactUnresolvable(f"{uri.host} has no address records")
-        return targets[0]
+        return tuple(dict.fromkeys(targets))
 
     async def _walk(self, step: rfc3263.Plan, until: float) -> list[Target]:
         if isinstance(step, rfc3263.Numeric):
@@ -165,13 +171,23 @@ class ContactResolver:
         for srv_name, transport in rfc3263.srv_names(step, naptr):
             found = await self._query(srv_name, "SRV", until, absent_ok=True)
             records = [_srv(r) for r in found]
+            targets: list[Target] = []
             for record in rfc3263.srv_order(records):
-                addresses = await self._addresses(record.target.rstrip("."), until, absent_ok=True)
-                if addresses:
-                    return [
-                        Target(address=a, port=record.port, transport=transport)
-                        for a in addresses
-                    ]
+                try:
+                    addresses = await self._addresses(
+                        record.target.rstrip("."), until, absent_ok=True
+                    )
+                except _Failure as exc:
+                    if not targets:
+                        raise
+                    # The targets found so far stand; only the fallbacks behind them are lost.
+                    log.info("SRV target %s of %s skipped: %s", record.target, srv_name, exc)
+                    continue
+                targets += [
+                    Target(address=a, port=record.port, transport=transport) for a in addresses
+                ]
+            if targets:
+                return targets
         addresses = await self._addresses(step.name, until)
         return [replace(step.fallback, address=a) for a in addresses]
 
@@ -259,14 +275,33 @@ class ResolvingSender:
     With an outbound proxy the phone's URI is still resolved and held to phone_networks (the
     proxy would resolve the same name), but left as it is; the proxy's own name is resolved
     for pjsip and not held to phone_networks (it is the operator's).
+
+    A hop given by name over TLS carries the name on (`OutgoingRequest.tls_name`): the
+    certificate must name it, not the address (RFC 5922 §7).
+
+    Failover (RFC 3263 §4.3): when a target cannot be reached at all (the answer says
+    `transport_failed`: refused, reset, TLS failed, the socket refused the send), the same
+    request goes to the next target, as a new transaction, while less than `failover_within`
+    seconds have passed since the first attempt. That bound is command_deadline less Timer F,
+    so the last attempt, itself bounded by Timer F, ends within the command's deadline. A
+    timeout is no reason to try another target: over UDP the request may have arrived, and a
+    command must not be carried out twice.
     """
 
     def __init__(
-        self, inner: NotifySender, resolver: Resolver, networks: PhoneNetworks
+        self,
+        inner: NotifySender,
+        resolver: Resolver,
+        networks: PhoneNetworks,
+        *,
+        failover_within: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._inner = inner
         self._resolver = resolver
         self._networks = networks
+        self._failover_within = failover_within
+        self._clock = clock
 
     @property
     def local_contact(self) -> str:
@@ -279,29 +314,79 @@ class ResolvingSender:
         self._inner.stop()
 
     async def send(self, request: OutgoingRequest) -> SipAnswer:
-        return await self._inner.send(await self.prepare(request))
+        attempts = await self.plan(request)
+        started = self._clock()
+        tried: list[str] = []
+        for index, attempt in enumerate(attempts):
+            answer = await self._inner.send(attempt)
+            last = index == len(attempts) - 1
+            if not answer.transport_failed or last:
+                break
+            if self._clock() - started >= self._failover_within:
+                log.info("no time left to try the next target after: %s", answer.reason)
+                break
+            tried.append(answer.reason)
+            log.info("%s: %s; trying the next target", _hop(attempt), answer.reason)
+        if tried and answer.transport_failed:
+            # Every target failed: say so, with each one's reason (the last one's first).
+            answer = replace(answer, reason="; ".join([answer.reason, *tried]))
+        return answer
 
     async def prepare(self, request: OutgoingRequest) -> OutgoingRequest:
-        """The request as it may leave: names resolved, the phone's address checked."""
+        """The request as it may leave to its first target: names resolved, address checked."""
+        return (await self.plan(request))[0]
+
+    async def plan(self, request: OutgoingRequest) -> tuple[OutgoingRequest, ...]:
+        """The request once per target it may go to, in order (at least one); names resolved,
+        the phone's addresses held to phone_networks (ContactNotAllowed if none is inside)."""
         try:
             uri = parse_uri(request.target_uri)
         except SipParseError as exc:
             raise ContactUnresolvable(f"not a SIP URI: {exc.reason}") from exc
-        target = await self._resolver.resolve(uri)
-        if not self._networks.allows(target.address):
+        targets = await self._resolver.targets(uri)
+        allowed = [t for t in targets if self._networks.allows(t.address)]
+        if not allowed:
             raise ContactNotAllowed(
-                f"{uri.host} resolves to {target.address}, outside phone_networks "
+                f"{uri.host} resolves to {targets[0].address}, outside phone_networks "
                 f"({self._networks.describe()}); nothing was sent"
             )
         if request.proxy is not None:
             # The proxy routes by the Request-URI, which stays the phone's own (RFC 3261
             # §16.6); only the hop to the proxy is handed to pjsip as an address.
             proxy = parse_uri(request.proxy)
-            hop = await self._resolver.resolve(proxy)
-            return replace(request, proxy=_with_target(proxy, hop, lr=True))
+            hops = await self._resolver.targets(proxy)
+            name = _name_for_tls(proxy)
+            return tuple(
+                replace(
+                    request,
+                    proxy=_with_target(proxy, hop, lr=True),
+                    tls_name=name if hop.transport == "tls" else None,
+                )
+                for hop in hops
+            )
         if rfc3263.ip_literal(uri.host) is not None:
-            return request  # already an address: the request leaves unchanged
-        return replace(request, target_uri=_with_target(uri, target, lr=False))
+            return (request,)  # already an address: the request leaves unchanged
+        name = _name_for_tls(uri)
+        return tuple(
+            replace(
+                request,
+                target_uri=_with_target(uri, target, lr=False),
+                tls_name=name if target.transport == "tls" else None,
+            )
+            for target in allowed
+        )
+
+
+def _name_for_tls(uri: SipUri) -> str | None:
+    """The host a TLS certificate must name: the URI's own (RFC 5922 §4.1, not an SRV
+    target's), or None for an address."""
+    if rfc3263.ip_literal(uri.host) is not None:
+        return None
+    return rfc3263.bare_host(uri.host).rstrip(".")
+
+
+def _hop(request: OutgoingRequest) -> str:
+    return request.proxy or request.target_uri
 
 
 def _with_target(uri: SipUri, target: Target, *, lr: bool) -> str:

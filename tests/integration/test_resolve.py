@@ -48,8 +48,10 @@ class Counting:
 def sipp(tmp_path):
     phones: list[SippPhone] = []
 
-    def start(scenario: str, calls: int = 1) -> SippPhone:
-        phone = SippPhone(scenario=scenario, port=free_port(), workdir=tmp_path, calls=calls)
+    def start(scenario: str, calls: int = 1, transport: str = "u1") -> SippPhone:
+        phone = SippPhone(
+            scenario=scenario, port=free_port(), workdir=tmp_path, calls=calls, transport=transport
+        )
         phones.append(phone.start())
         return phone
 
@@ -314,3 +316,76 @@ async def test_a_dead_first_nameserver_leaves_time_for_the_second(dns):
     target, took = await timed(resolver.resolve(parse_uri("sip:1001@phone.test:5060")))
     assert target.address == "127.0.0.8"
     assert dead.queries and took < 1.0
+
+
+async def test_a_target_that_refuses_the_connection_is_followed_by_the_next(
+    gateway_factory, dns, sipp
+):
+    """RFC 3263 §4.3: the first SRV target refuses the TCP connection (nothing listens), so the
+    same NOTIFY goes, as a new transaction, to the second: the sipp phone. Before, 502."""
+    phone = sipp("phone_ok.xml", transport="t1")
+    closed = free_port()
+    server = await dns(
+        {
+            ("_sip._tcp.phone.test", "SRV"): (
+                300,
+                [f"10 0 {closed} dead.test.", f"20 0 {phone.port} alive.test."],
+            ),
+            ("dead.test", "A"): (300, ["127.0.0.1"]),
+            ("alive.test", "A"): (300, ["127.0.0.1"]),
+        }
+    )
+    gateway = await gateway_factory(dns_nameservers=(server.address,), subscribe_dialogs="none")
+    await register(gateway, "1001", "sip:1001@phone.test;transport=tcp", CALL_ID)
+    response, took = await timed(gateway.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH))
+    assert response.status == 200, await response.text()
+    assert took < 1.0  # a refusal costs no timer: well inside the 3 s deadline
+    assert phone.finish() == 0
+    assert [n.uri for n in phone.received] == [f"sip:1001@127.0.0.1:{phone.port};transport=tcp"]
+
+
+async def test_every_target_refusing_gives_one_502_naming_each(gateway_factory, dns):
+    closed = [free_port(), free_port()]
+    server = await dns(
+        {
+            ("_sip._tcp.phone.test", "SRV"): (
+                300,
+                [f"10 0 {closed[0]} dead.test.", f"20 0 {closed[1]} dead.test."],
+            ),
+            ("dead.test", "A"): (300, ["127.0.0.1"]),
+        }
+    )
+    gateway = await gateway_factory(dns_nameservers=(server.address,), subscribe_dialogs="none")
+    await register(gateway, "1001", "sip:1001@phone.test;transport=tcp", CALL_ID)
+    response, took = await timed(gateway.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH))
+    body = await response.json()
+    assert response.status == 502, body
+    assert body["type"].endswith("phone-unreachable")
+    assert body["detail"].count("Connection refused") == 2
+    assert took < 1.0
+
+
+async def test_over_udp_a_first_target_that_never_answers_is_not_followed(
+    gateway_factory, dns, sipp
+):
+    """A timeout is no transport failure (RFC 3263 §4.3 as sipbridge reads it for commands):
+    the NOTIFY may have arrived, so no second phone address gets it too."""
+    phone = sipp("phone_ok.xml")
+    server = await dns(
+        {
+            ("_sip._udp.phone.test", "SRV"): (
+                300,
+                [f"10 0 {phone.port} silent.test.", f"20 0 {phone.port} alive.test."],
+            ),
+            ("silent.test", "A"): (300, ["127.0.0.2"]),  # nothing listens: ICMP, unseen
+            ("alive.test", "A"): (300, ["127.0.0.1"]),
+        }
+    )
+    gateway = await gateway_factory(dns_nameservers=(server.address,), subscribe_dialogs="none")
+    await register(gateway, "1001", "sip:1001@phone.test;transport=udp", CALL_ID)
+    response = await gateway.post(f"/v1/calls/{CALL_ID}/hold", headers=AUTH)
+    body = await response.json()
+    assert response.status == 504, body
+    assert body["sent"] is True
+    phone.finish(timeout=0.5)
+    assert phone.received == []

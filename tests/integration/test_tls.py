@@ -34,6 +34,7 @@ from sipbridge.sip.message import (
     serialize,
 )
 from tests.certs import Authority, Issued, make_authority
+from tests.dns_server import start_dns
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,8 @@ class Pki:
     phone: Issued
     wrong_name: Issued  # signed by the CA, but for another address
     stranger: Issued  # for the right address, signed by a CA nobody trusts
+    named: Issued  # for the host name phone.test only (no address in it)
+    other_named: Issued  # for other.test only
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,8 @@ def pki(tmp_path_factory) -> Pki:
         phone=ca.issue("phone"),
         wrong_name=ca.issue("wrong-name", hosts=("10.9.9.9",)),
         stranger=other.issue("stranger"),
+        named=ca.issue("named", hosts=("phone.test",)),
+        other_named=ca.issue("other-named", hosts=("other.test",)),
     )
 
 
@@ -73,6 +78,8 @@ class TlsPhone:
     def __init__(self, cert: Issued) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(cert.cert_file, cert.key_file)
+        self.server_names: list[str | None] = []  # the SNI of each handshake
+        self._context.sni_callback = lambda _, name, __: self.server_names.append(name)
         self.received: list[SipRequest] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -376,3 +383,89 @@ def test_serve_refuses_bad_tls_files_with_a_sentence(pki, tmp_path, fault):
     )
     assert result.returncode != 0
     assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+PHONE_NAME = "phone.test"
+
+
+@pytest.fixture
+async def phone_dns():
+    """A DNS server of the test's own on loopback: phone.test is 127.0.0.1 (tests add more)."""
+    dns = await start_dns({(PHONE_NAME, "A"): (60, ["127.0.0.1"])})
+    yield dns
+    dns.close()
+
+
+@pytest.fixture
+def named_gateway(pki, tmp_path, phone_dns):
+    """A gateway asking `phone_dns`: a TLS phone reached by name, whose certificate must name
+    phone.test."""
+    env = _env(tmp_path, pki, SIPBRIDGE_DNS_NAMESERVERS=phone_dns.address)
+    with serving(env, False) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize(
+    "contact", ["sips:1001@phone.test:{port}", "sip:1001@phone.test:{port};transport=tls"]
+)
+async def test_a_tls_phone_reached_by_name_is_checked_against_the_name(
+    named_gateway, pki, contact
+):
+    """RFC 5922 §7: the certificate must name the URI's host, phone.test, which sipbridge
+    resolved itself; pjsip, handed the address, checked 127.0.0.1 and refused this phone."""
+    async with TlsPhone(pki.named) as phone:
+        response = await hold_on(named_gateway, contact.format(port=phone.port))
+        assert response.status == 200, await response.text()
+        [notify] = phone.received
+        assert notify.method == "NOTIFY" and b"holdCall" in notify.body
+        assert (notify.headers.get("Via") or "").startswith("SIP/2.0/TLS ")
+        assert notify.uri.startswith(("sips:1001@127.0.0.1:", "sip:1001@127.0.0.1:"))
+        assert phone.server_names == [PHONE_NAME]  # SNI: the name, not the address
+
+
+@pytest.mark.parametrize("cert", ["other_named", "phone"])
+async def test_a_tls_phone_by_name_whose_certificate_names_another_host_gets_nothing(
+    named_gateway, pki, cert
+):
+    """`phone` is for 127.0.0.1 (the address phone.test resolves to): pjsip, which checked the
+    address, accepted it; a certificate for the address is not one for the name."""
+    async with TlsPhone(getattr(pki, cert)) as phone:
+        started = time.monotonic()
+        response = await hold_on(named_gateway, f"sips:1001@phone.test:{phone.port}")
+        elapsed = time.monotonic() - started
+        assert response.status == 502, await response.text()
+        problem = await response.json()
+        assert problem["type"].endswith("phone-unreachable")
+        assert "TLS verification of the phone failed" in problem["detail"]
+        assert "does not name phone.test" in problem["detail"]
+        assert phone.received == []  # nothing was sent, in clear or otherwise
+        assert elapsed < DEADLINE
+
+
+async def test_a_tls_phone_by_name_behind_an_untrusted_ca_gets_nothing(named_gateway, pki):
+    stranger = make_authority(pki.ca.directory, "stranger-named-ca")
+    async with TlsPhone(stranger.issue("stranger-named", hosts=(PHONE_NAME,))) as phone:
+        response = await hold_on(named_gateway, f"sips:1001@phone.test:{phone.port}")
+        assert response.status == 502, await response.text()
+        problem = await response.json()
+        assert "TLS verification of the phone failed" in problem["detail"]
+        assert phone.received == []
+
+
+async def test_a_tls_srv_target_that_refuses_is_followed_and_the_uri_name_checked(
+    named_gateway, phone_dns, pki
+):
+    """RFC 3263 §4.3 over TLS: the first SRV target refuses, the second is the phone. Its
+    certificate names phone.test, the URI's host, not the SRV target's name (RFC 5922 §4.1)."""
+    closed = free_port()
+    async with TlsPhone(pki.named) as phone:
+        phone_dns.records[("_sips._tcp.phone.test", "SRV")] = (
+            60,
+            [f"10 0 {closed} a.phone.test.", f"20 0 {phone.port} b.phone.test."],
+        )
+        phone_dns.records[("a.phone.test", "A")] = (60, ["127.0.0.1"])
+        phone_dns.records[("b.phone.test", "A")] = (60, ["127.0.0.1"])
+        response = await hold_on(named_gateway, "sips:1001@phone.test")
+        assert response.status == 200, await response.text()
+        assert [r.method for r in phone.received] == ["NOTIFY"]
+        assert phone.server_names == [PHONE_NAME]

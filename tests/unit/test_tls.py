@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from sipbridge.config import Settings
 from sipbridge.errors import StartupError
-from sipbridge.tls import server_context, sip_tls
+from sipbridge.tls import peer_names_match, server_context, sip_tls
 from tests.certs import make_authority
 
 
@@ -117,3 +117,34 @@ def test_http_tls_environment_names(monkeypatch, tmp_path):
 def test_workers_get_their_own_tls_port(tmp_path):
     settings = Settings(data_dir=tmp_path, sip_port=5070, sip_tls_port=5080, workers=3)
     assert (settings.for_worker(2).sip_port, settings.for_worker(2).sip_tls_port) == (5072, 5082)
+
+
+def _peer(*alt_names: tuple[str, str], cn: str = "leaf") -> dict[str, object]:
+    """A verified peer certificate as `SSLSocket.getpeercert()` gives it."""
+    peer: dict[str, object] = {"subject": ((("commonName", cn),),)}
+    if alt_names:
+        peer["subjectAltName"] = alt_names
+    return peer
+
+
+@pytest.mark.parametrize(
+    ("peer", "name", "matches"),
+    [
+        (_peer(("DNS", "phone.test")), "phone.test", True),
+        (_peer(("DNS", "Phone.Test.")), "phone.test", True),  # case-blind, root dot ignored
+        (_peer(("DNS", "other.test")), "phone.test", False),
+        (_peer(("URI", "sip:phone.test")), "phone.test", True),  # RFC 5922 §7.1
+        (_peer(("URI", "sip:1001@phone.test")), "phone.test", False),  # a user, not a domain
+        (_peer(("URI", "https://phone.test/")), "phone.test", False),
+        (_peer(("DNS", "*.test")), "phone.test", False),  # §7.2: no wildcards
+        (_peer(("IP Address", "127.0.0.1")), "phone.test", False),
+        (_peer(cn="phone.test"), "phone.test", True),  # CN only without subjectAltName
+        (_peer(("DNS", "other.test"), cn="phone.test"), "phone.test", False),
+        (_peer(("IP Address", "127.0.0.1")), "127.0.0.1", True),
+        (_peer(("IP Address", "::1")), "[::1]", True),
+        (_peer(("DNS", "127.0.0.1")), "127.0.0.1", False),
+        ({}, "phone.test", False),
+    ],
+)
+def test_peer_names_match_by_rfc_5922(peer, name, matches):
+    assert peer_names_match(peer, name) is matches

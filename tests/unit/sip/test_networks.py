@@ -3,12 +3,12 @@
 import pytest
 
 from sipbridge.errors import ContactNotAllowed
-from sipbridge.sip.action_uri import OutgoingRequest, compose
+from sipbridge.sip.action_uri import OutgoingRequest, SipAnswer, compose
 from sipbridge.sip.networks import DEFAULT_PHONE_NETWORKS, PhoneNetworks
 from sipbridge.sip.resolver import ResolvingSender, parse_hosts, parse_nameserver
 from sipbridge.sip.rfc3263 import Target
 from sipbridge.sip.sender import FakeSender
-from sipbridge.sip.uri import SipUri
+from sipbridge.sip.uri import SipUri, parse_uri
 
 
 @pytest.mark.parametrize(
@@ -46,13 +46,14 @@ def test_contacts_with_an_address_outside_are_refused_names_wait_for_resolution(
 class StubResolver:
     """Answers from a table; records what was asked."""
 
-    def __init__(self, table: dict[str, Target]) -> None:
+    def __init__(self, table: dict[str, Target | tuple[Target, ...]]) -> None:
         self.table = table
         self.asked: list[str] = []
 
-    async def resolve(self, uri: SipUri) -> Target:
+    async def targets(self, uri: SipUri) -> tuple[Target, ...]:
         self.asked.append(str(uri))
-        return self.table[uri.host]
+        found = self.table[uri.host]
+        return found if isinstance(found, tuple) else (found,)
 
 
 def notify(contact, transport=None, proxy=None) -> OutgoingRequest:
@@ -145,3 +146,91 @@ async def test_the_rest_client_connects_only_to_addresses_inside():
     outside = NetworksResolver(networks, StubAiohttpResolver(["127.0.0.2"]))  # type: ignore[arg-type]
     with pytest.raises(OutsideNetworksError, match="outside phone_networks"):
         await outside.resolve("phone.test", 443)
+
+
+def _tcp(address: str, port: int = 5060) -> Target:
+    return Target(address=address, port=port, transport="tcp")
+
+
+REFUSED = SipAnswer(status=503, reason="Connection refused", from_wire=False, transport_failed=True)
+TIMER_F = SipAnswer(status=408, reason="Request Timeout", from_wire=False)
+
+
+def by_address(answers: dict[str, SipAnswer]):
+    def answer(request: OutgoingRequest) -> SipAnswer:
+        host = parse_uri(request.target_uri).host
+        return answers.get(host, SipAnswer(status=200, reason="OK", from_wire=True))
+
+    return answer
+
+
+async def test_a_target_that_refuses_is_followed_by_the_next_one():
+    """RFC 3263 §4.3: a transport failure sends the request to the next target."""
+    inner = FakeSender(by_address({"127.0.0.2": REFUSED}))
+    resolver = StubResolver({"phone.test": (_tcp("127.0.0.2"), _tcp("127.0.0.3"))})
+    sender = ResolvingSender(
+        inner, resolver, PhoneNetworks.parse(["127.0.0.0/8"]), failover_within=1.0
+    )
+    answer = await sender.send(notify("sip:1001@phone.test;transport=tcp"))
+    assert answer.status == 200
+    assert [parse_uri(r.target_uri).host for r in inner.sent] == ["127.0.0.2", "127.0.0.3"]
+
+
+async def test_a_timeout_is_final_no_second_target_gets_the_command():
+    inner = FakeSender(by_address({"127.0.0.2": TIMER_F}))
+    resolver = StubResolver({"phone.test": (_tcp("127.0.0.2"), _tcp("127.0.0.3"))})
+    sender = ResolvingSender(
+        inner, resolver, PhoneNetworks.parse(["127.0.0.0/8"]), failover_within=1.0
+    )
+    answer = await sender.send(notify("sip:1001@phone.test;transport=tcp"))
+    assert answer.status == 408
+    assert len(inner.sent) == 1
+
+
+async def test_every_target_failing_names_each_reason_and_stays_a_transport_failure():
+    inner = FakeSender(lambda _: REFUSED)
+    resolver = StubResolver({"phone.test": (_tcp("127.0.0.2"), _tcp("127.0.0.3"))})
+    sender = ResolvingSender(
+        inner, resolver, PhoneNetworks.parse(["127.0.0.0/8"]), failover_within=1.0
+    )
+    answer = await sender.send(notify("sip:1001@phone.test;transport=tcp"))
+    assert (answer.status, answer.transport_failed) == (503, True)
+    assert answer.reason == "Connection refused; Connection refused"
+    assert len(inner.sent) == 2
+
+
+async def test_no_failover_once_its_time_is_spent():
+    now = [0.0]
+    inner = FakeSender(lambda _: (now.__setitem__(0, now[0] + 2.0), REFUSED)[1])
+    resolver = StubResolver({"phone.test": (_tcp("127.0.0.2"), _tcp("127.0.0.3"))})
+    sender = ResolvingSender(
+        inner,
+        resolver,
+        PhoneNetworks.parse(["127.0.0.0/8"]),
+        failover_within=1.0,
+        clock=lambda: now[0],
+    )
+    await sender.send(notify("sip:1001@phone.test;transport=tcp"))
+    assert len(inner.sent) == 1
+
+
+async def test_targets_outside_phone_networks_are_skipped_not_tried():
+    inner = FakeSender()
+    resolver = StubResolver({"phone.test": (_tcp("192.0.2.1"), _tcp("127.0.0.3"))})
+    sender = ResolvingSender(inner, resolver, PhoneNetworks.parse(["127.0.0.0/8"]))
+    await sender.send(notify("sip:1001@phone.test;transport=tcp"))
+    assert [parse_uri(r.target_uri).host for r in inner.sent] == ["127.0.0.3"]
+
+
+async def test_a_tls_hop_by_name_carries_the_name_its_certificate_must_show():
+    inner = FakeSender()
+    tls = Target(address="127.0.0.4", port=5061, transport="tls")
+    resolver = StubResolver({"phone.test": tls, "127.0.0.9": tls})
+    sender = ResolvingSender(inner, resolver, PhoneNetworks.parse(["127.0.0.0/8"]))
+    await sender.send(notify("sips:1001@phone.test"))
+    await sender.send(notify("sips:1001@127.0.0.9:5061"))
+    await sender.send(notify("sip:1001@127.0.0.9:5061", proxy="sip:phone.test;transport=tls"))
+    named, numeric, proxied = inner.sent
+    assert (named.target_uri, named.tls_name) == ("sips:1001@127.0.0.4:5061", "phone.test")
+    assert numeric.tls_name is None  # an address: pjsip checks it against the certificate
+    assert proxied.tls_name == "phone.test"
