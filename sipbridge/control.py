@@ -313,6 +313,8 @@ class CallControl:
         # Profile, transport, Ref and size are all checked before anything is queued or sent.
         capabilities = self._routes.capabilities(phone) if self._routes else None
         transport = choose_transport(command.spec, capabilities, requested)
+        if capabilities is not None:
+            capabilities.refuse_data(command)  # keys, parameter counts (docs/profiles.md)
         if call_id is not None:
             refs_call_id(capabilities, command.as_json()["data"])
         if transport == "http":
@@ -331,11 +333,19 @@ class CallControl:
             outbound_proxy=self._outbound_proxy,
             credentials=None if self._routes is None else self._routes.sip_credentials(phone.id),
         )
-        if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
+        hop = action_uri.next_hop_transport(request)
+        if not self._sip_over_tls and hop == "tls":
             raise TransportUnavailable.one(
                 "transport",
                 f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
                 "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
+            )
+        if not command.spec.clear_sip and hop != "tls":
+            raise TransportUnavailable.one(
+                "transport",
+                f"{command.spec.name} can carry passwords and would travel in clear SIP "
+                f"({hop.upper()}) to phone {phone.id}: send it over HTTP(S), or reach the phone "
+                "over SIP TLS",
             )
         return await self._on_lane(
             phone, command, call_id, "sip", request, _sip_result(phone, command, call_id)

@@ -1,12 +1,14 @@
 """Which transport carries a command to a phone (sans-I/O): SIP NOTIFY or the phone's HTTP API.
 
-    auto  call control goes over SIP where the phone takes REST over SIP (UCS 6.4.2+ /
-          PVOS 8.0+, manual 002); commands that answer with data, and every command to a phone
-          without REST over SIP, go over HTTP; warmTransfer only ever over SIP.
-    sip / http  forced by the request; refused (422, saying why) where it cannot work.
+    auto  call control (the catalog's `notify_in_auto`) goes over SIP where the phone takes
+          REST over SIP (UCS 6.4.2+ / PVOS 8.0+, manual 002); everything else, and every
+          command to a phone without REST over SIP, goes over HTTP; warmTransfer only ever
+          over SIP.
+    sip / http  forced by the request; refused (422, saying why) where it cannot work. Other
+          commands than call control go in a NOTIFY only where the phone's profile says its
+          firmware takes them (`management_over_sip_since`); manual 002 shows call control only.
 
-A phone no profile knows keeps the behaviour sipbridge had before profiles: SIP, except for
-commands that can only work over HTTP.
+A phone no profile knows gets call control over SIP and the rest over HTTP, unchecked.
 """
 
 from __future__ import annotations
@@ -58,8 +60,15 @@ def choose_transport(
     if requested == "sip" or spec.sip_only:
         if no_sip:
             raise TransportUnavailable.one("transport", no_sip)
+        if not spec.notify_in_auto and not (capabilities and capabilities.management_over_sip):
+            raise TransportUnavailable.one(
+                "transport",
+                f"{spec.name} goes over HTTP: manual 002 shows REST over SIP for call control "
+                "only; a profile whose firmware takes it in a NOTIFY says so with "
+                "management_over_sip_since (docs/profiles.md)",
+            )
         return "sip"
-    if spec.http_only or no_sip:
+    if spec.http_only or no_sip or not spec.notify_in_auto:
         return "http"
     return "sip"
 
@@ -132,7 +141,9 @@ class PhoneRoutes:
                 f"no REST API password for phone {phone.id!r}: add it (or a default) to "
                 "phone_credentials_file",
             )
-        call = catalog.encode_http(command)
+        call = catalog.encode_http(
+            command, capabilities.profile.firmware_line if capabilities else None
+        )
         auth: AuthMethod = access.auth or (
             capabilities.http_auth[0] if capabilities and capabilities.http_auth else "digest"
         )
