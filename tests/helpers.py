@@ -331,3 +331,29 @@ def command_path(
         sip=sender,
         http=http,
     )
+
+
+LAB_USER_AGENT = "LabPhone/9.5.0"
+
+
+def lab_profiles(directory: Path) -> Path:
+    """The shipped profiles plus `lab`: a family whose firmware takes management commands in a
+    NOTIFY (`management_over_sip_since`), which no shipped profile claims (manual 002 shows
+    call control only). Tests that need a large body over SIP use it."""
+    shipped = Path(__file__).parent.parent / "sip_profiles"
+    directory.mkdir(parents=True, exist_ok=True)
+    for profile in shipped.glob("*.toml"):
+        (directory / profile.name).write_text(profile.read_text())
+    (directory / "lab.toml").write_text(
+        'title = "Lab phone, management over SIP (tests only)"\n'
+        'family = "LAB"\n'
+        'firmware_line = "pvos"\n'
+        "user_agent = ['LabPhone/(?P<version>[0-9.]+)']\n"
+        'version_floor = "9.0.0"\n'
+        'rest_over_sip_since = "8.0.0"\n'
+        'call_id_ref_since = "8.0.0"\n'
+        'management_over_sip_since = "9.0.0"\n'
+        'http_auth = ["basic"]\n'
+        "body_limit = 20480\n"
+    )
+    return directory

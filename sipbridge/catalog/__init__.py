@@ -3,7 +3,8 @@
 spec = lookup("/api/v1/callctrl/holdCall")
 command = build(spec, {"Ref": call_id})     # InvalidInput names the bad field
 body = encode(command)                      # the NOTIFY body; PayloadTooLarge over 20 KB
-call = encode_http(command)                 # method, path, query and body for the phone's REST API
+call = encode_http(command, "ucs-6")       # method, path, query and body for the phone's REST API
+fits_line(command, "ucs-6")                 # InvalidInput where the line's limits refuse it
 
 Every command of manuals 000-003: Management.*, Diag.*, WebCallControl.* (see `_lines.py` for
 which firmware has which).
@@ -22,12 +23,13 @@ from sipbridge.catalog._commands import CommandData, CommandSpec, Delivery, Outp
 from sipbridge.catalog._diag import DIAG
 from sipbridge.catalog._fields import CALL_ID_PATTERN, CallRef, Destination, Digits, LineNumber
 from sipbridge.catalog._lines import LINES, Line, Version, format_version, parse_version
-from sipbridge.catalog._management import MANAGEMENT
+from sipbridge.catalog._management import AUDIO_KEYS, MANAGEMENT, KeySet, key_refused
 from sipbridge.catalog._webcallcontrol import WEB_CALL_CONTROL, call_status_query_problem
 from sipbridge.errors import FieldProblem, InvalidInput, PayloadTooLarge
 
 __all__ = [
     "ALL_COMMANDS",
+    "AUDIO_KEYS",
     "CALL_ID_PATTERN",
     "LINES",
     "MAX_BODY_BYTES",
@@ -39,6 +41,7 @@ __all__ = [
     "Destination",
     "Digits",
     "HttpCall",
+    "KeySet",
     "Line",
     "LineNumber",
     "Output",
@@ -47,7 +50,9 @@ __all__ = [
     "call_status_query_problem",
     "encode",
     "encode_http",
+    "fits_line",
     "format_version",
+    "key_refused",
     "lookup",
     "parse_version",
     "problems_from_validation",
@@ -117,6 +122,21 @@ def build(
     return Command(spec=spec, data=model)
 
 
+def fits_line(command: Command, line: Line | None) -> None:
+    """Refuse what the line's firmware would refuse by count: getConfig / setConfig take at
+    most 20 parameters on UCS 5.8, 6.4.0 and Trio UCS 5.9.2 (manuals 001, 000, 003: 4009)."""
+    limit = command.spec.item_limit.get(line) if line else None
+    if limit is None:
+        return
+    count = len(command.as_json()["data"])
+    if count > limit:
+        raise InvalidInput.one(
+            "data",
+            f"{command.spec.name} takes at most {limit} parameters on {line} firmware "
+            f"(the phone answers 4009 past that); this request has {count}: split it",
+        )
+
+
 def encode(command: Command) -> bytes:
     """The NOTIFY body; refuses what the phone would refuse as too large."""
     return _within_limit(command.as_json())
@@ -132,18 +152,21 @@ class HttpCall:
     body: bytes | None
 
 
-def encode_http(command: Command) -> HttpCall:
+def encode_http(command: Command, line: Line | None = None) -> HttpCall:
     """The same command for the phone's web server: GET queries carry their data in the query
-    string (callStatus?line=1); anything else with data sends `{"data": ...}` as JSON."""
+    string (callStatus?line=1); anything else with data sends `{"data": ...}` as JSON. The
+    method is the one the manual of the phone's firmware line gives (sipStatus: GET on UCS 5/6,
+    POST on PVOS)."""
     data = command.as_json()["data"]
     spec = command.spec
+    method = spec.method_on(line)
     if spec.query:
         query = {key: str(value) for key, value in data.items()}
-        return HttpCall(method=spec.http_method, path=spec.command_uri, query=query, body=None)
+        return HttpCall(method=method, path=spec.command_uri, query=query, body=None)
     body = _within_limit({"data": data}) if data else None
-    if body is None and spec.http_method == "POST":
+    if body is None and method == "POST":
         body = b"{}"  # manuals 000/001: a POST must be application/json, even without input
-    return HttpCall(method=spec.http_method, path=spec.command_uri, query={}, body=body)
+    return HttpCall(method=method, path=spec.command_uri, query={}, body=body)
 
 
 def _within_limit(document: dict[str, Any]) -> bytes:

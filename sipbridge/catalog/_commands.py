@@ -7,18 +7,20 @@ it, and whether it can travel inside a SIP NOTIFY. Pure data; no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from sipbridge.catalog._lines import ALL_MANUALS, Availability, describe, documented_in
+from sipbridge.catalog._lines import ALL_MANUALS, Availability, Line, describe, documented_in
 
 Delivery = Literal["any", "sip-only", "http-only"]
 """any: NOTIFY or HTTP. sip-only: warmTransfer (manual 002). http-only: the answer carries data,
 and a NOTIFY's answer is a bare SIP status, so over SIP the data would be lost."""
 
 Group = Literal["Management", "Diag", "WebCallControl"]
+HttpMethod = Literal["GET", "POST"]
 
 
 class CommandData(BaseModel):
@@ -47,12 +49,27 @@ class CommandSpec:
     summary: str
     manual_name: str  # the manual's heading, e.g. "Management.DeviceInfo Version 2"
     group: Group = "WebCallControl"
-    http_method: Literal["GET", "POST"] = "POST"
+    http_method: HttpMethod = "POST"
+    # Where a manual for one line gives another method (sipStatus, webSignIn: GET in 000/001).
+    http_method_on: Mapping[Line, HttpMethod] = field(default_factory=dict)
     delivery: Delivery = "any"
+    # A NOTIFY is this command's road in `auto`: manual 002 shows REST over SIP for call
+    # control (`/api/v1/callctrl/...`); anything else goes over SIP only when asked for, where
+    # the phone's profile says its firmware takes it (profile `management_over_sip_since`).
+    notify_in_auto: bool = False
+    # False: never in a SIP message sent in clear (UDP/TCP); only over TLS (setConfig can carry
+    # passwords, e.g. reg.1.password).
+    clear_sip: bool = True
+    # Most entries the command's list / map may hold, per line (getConfig / setConfig: 20).
+    item_limit: Mapping[Line, int] = field(default_factory=dict)
     availability: Availability = field(default_factory=lambda: documented_in(*ALL_MANUALS))
     output_model: type[BaseModel] | None = None
     query: bool = False  # a GET whose data travels as the query string
     note: str = ""
+
+    def method_on(self, line: Line | None) -> HttpMethod:
+        """The HTTP method the phone's firmware line expects (the newest manual's by default)."""
+        return self.http_method_on.get(line, self.http_method) if line else self.http_method
 
     @property
     def sip_only(self) -> bool:

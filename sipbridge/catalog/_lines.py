@@ -46,13 +46,21 @@ ANY: Version = (0,)
 MANUAL_000: Availability = {"ucs-6": ANY}
 MANUAL_001: Availability = {"ucs-5": ANY}
 MANUAL_003: Availability = {"trio-ucs-5": ANY}
+# Manual 002, "About this guide": minimum VVX UCS 5.9, Trio 8500/8800 UCS 7.2, PVOS 8.0.
 MANUAL_002: Availability = {
     "ucs-5": (5, 9),
     "ucs-6": ANY,
-    "trio-ucs-7": ANY,
-    "pvos": ANY,
+    "trio-ucs-7": (7, 2),
+    "pvos": (8, 0),
 }
+# A command manual 002 lists and manual 000 (UCS 6.4.0) does not: on VVX UCS 6 it is taken to
+# have come with 6.4.2, the first UCS 6 release manual 002 names (issue 16, item 5).
+AFTER_6_4_0: Version = (6, 4, 2)
 ALL_MANUALS: tuple[Availability, ...] = (MANUAL_000, MANUAL_001, MANUAL_002, MANUAL_003)
+# Lines with a hard limit of 20 parameters per getConfig / setConfig (4009 past it): manual 000
+# (UCS 6.4.0), 001 (UCS 5.8.0) and 003 (Trio UCS 5.9.2). Only manual 002 says "no maximum"
+# (20 KB of content only); it is followed only where no other manual covers the line.
+CONFIG_PARAMETER_LIMIT: Mapping[Line, int] = {"ucs-5": 20, "ucs-6": 20, "trio-ucs-5": 20}
 
 
 def documented_in(

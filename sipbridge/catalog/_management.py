@@ -8,6 +8,7 @@ named in the manual tighten that (powerStatus PVOS 9.0; sessions PVOS 8.3 / 9.2)
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel, model_validator
@@ -15,11 +16,14 @@ from pydantic import BaseModel, Field, RootModel, model_validator
 from sipbridge.catalog._commands import CommandData, CommandSpec, Delivery, NoData, Output
 from sipbridge.catalog._fields import ConfigParam, Digits1to5, LineNumber, Text, Url
 from sipbridge.catalog._lines import (
+    AFTER_6_4_0,
+    CONFIG_PARAMETER_LIMIT,
     MANUAL_000,
     MANUAL_001,
     MANUAL_002,
     MANUAL_003,
     Availability,
+    Line,
     documented_in,
 )
 
@@ -27,7 +31,8 @@ from sipbridge.catalog._lines import (
 
 
 class ConfigNames(RootModel[list[ConfigParam]]):
-    """getConfig: the parameter names to read; at least one (manual 002)."""
+    """getConfig: the parameter names to read; at least one (manual 002). The 1,000 here is
+    only a sanity bound: the per-line limit is the spec's `item_limit` (20 on UCS lines)."""
 
     model_config = {"frozen": True}
     root: list[ConfigParam] = Field(min_length=1, max_length=1000)
@@ -49,12 +54,28 @@ class TransferTypeData(CommandData):
     Type: Literal["Consultative", "Blind", "Safe"]
 
 
-# Manual 002, SimulateKeyEvent: the key labels; LineN up to 12 (no EM or pagination lines).
+# Manual 000 and 002, SimulateKeyEvent: the key labels of VVX, Edge E and Trio 8300; LineN up
+# to 12 (no EM or pagination lines).
 _KEY = re.compile(
     r"SoftKey[1-5]|Line([1-9]|1[0-2])|Arrow(Down|Left|Right|Up)|Select|Delete|Dialpad[0-9]"
     r"|DialpadStar|DialpadPound|Handsfree|Headset|MicMute|Transfer|VolDown|VolUp|Menu|Redial"
     r"|Applications"
 )
+KeySet = Literal["full", "audio"]
+"""Which SimulateKeyEvent labels a family takes (a profile's `key_set`)."""
+
+# Manual 002, SimulateKeyEvent: Trio C60 and every CCX but the 350 take only these three.
+AUDIO_KEYS = frozenset({"MicMute", "VolDown", "VolUp"})
+
+
+def key_refused(key_set: KeySet, key_name: str) -> str | None:
+    """Why `key_name` is not a key of this family, or None."""
+    if key_set == "audio" and key_name not in AUDIO_KEYS:
+        return (
+            f"{key_name!r} is not a key of this phone: Trio C60 and CCX take only "
+            f"{', '.join(sorted(AUDIO_KEYS))} (manual 002, Management.SimulateKeyEvent)"
+        )
+    return None
 
 
 class KeyEventData(CommandData):
@@ -320,6 +341,8 @@ _MGMT = "/api/v1/mgmt/"
 _EVERYWHERE = documented_in(MANUAL_000, MANUAL_001, MANUAL_002, MANUAL_003)
 _NOT_5_8 = documented_in(MANUAL_000, MANUAL_002, MANUAL_003)  # added after UCS 5.8
 _VVX_6_AND_002 = documented_in(MANUAL_000, MANUAL_002)
+# In manual 002 only (not 000): on VVX UCS 6 from 6.4.2 (issue 16, item 5).
+_002_ONLY = documented_in(MANUAL_002, since={"ucs-6": AFTER_6_4_0})
 # Manual 002: sessions from PVOS 8.3.0 (Edge E) / 9.2.0 (CCX, Trio C60); CCX profiles tighten.
 _SESSIONS: Availability = {"pvos": (8, 3)}
 
@@ -331,6 +354,7 @@ def _mgmt(
     summary: str,
     *,
     method: Literal["GET", "POST"] = "POST",
+    method_on: Mapping[Line, Literal["GET", "POST"]] | None = None,
     data: type[BaseModel] = NoData,
     output: type[Output] | None = None,
     availability: Availability = _EVERYWHERE,
@@ -338,6 +362,8 @@ def _mgmt(
     query: bool = False,
     note: str = "",
     uri: str | None = None,
+    item_limit: Mapping[Line, int] | None = None,
+    clear_sip: bool = True,
 ) -> CommandSpec:
     # A command that answers with data is HTTP-only: a NOTIFY's 200 cannot carry it.
     chosen: Delivery = delivery or ("http-only" if output is not None else "any")
@@ -349,7 +375,10 @@ def _mgmt(
         manual_name=manual if "." in manual else f"Management.{manual}",
         group="Management",
         http_method=method,
+        http_method_on=method_on or {},
         delivery=chosen,
+        item_limit=item_limit or {},
+        clear_sip=clear_sip,
         availability=availability,
         output_model=output,
         query=query,
@@ -357,12 +386,13 @@ def _mgmt(
     )
 
 
-def _config_reset(scope: str) -> CommandSpec:
+def _config_reset(scope: str, availability: Availability = _EVERYWHERE) -> CommandSpec:
     return _mgmt(
         f"configReset{scope.capitalize()}",
         f"configReset/{scope}",
         "ConfigReset",
         f"Reset the {scope} configuration.",
+        availability=availability,
     )
 
 
@@ -426,10 +456,20 @@ MANAGEMENT: tuple[CommandSpec, ...] = (
         "Running values (and their source) of named parameters.",
         data=ConfigNames,
         output=Output,
-        note="UCS 6.4.0 refuses more than 20 names (4009); later lines the 20 KB body limit.",
+        item_limit=CONFIG_PARAMETER_LIMIT,
+        note="At most 20 names on ucs-5, ucs-6 and trio-ucs-5 (manuals 000, 001, 003: 4009); "
+        "trio-ucs-7 and pvos only the 20 KB body limit (manual 002).",
     ),
     _mgmt(
-        "setConfig", "config/set", "SetConfig", "Set parameters (local level).", data=ConfigValues
+        "setConfig",
+        "config/set",
+        "SetConfig",
+        "Set parameters (local level).",
+        data=ConfigValues,
+        item_limit=CONFIG_PARAMETER_LIMIT,
+        clear_sip=False,
+        note="At most 20 parameters on ucs-5, ucs-6 and trio-ucs-5 (manuals 000, 001, 003). "
+        "Never in a clear (UDP/TCP) SIP message: values can be passwords.",
     ),
     _mgmt(
         "exportConfig",
@@ -441,8 +481,14 @@ MANAGEMENT: tuple[CommandSpec, ...] = (
     _mgmt("safeRestart", "safeRestart", "Restart", "Restart once no call is up."),
     _mgmt("safeReboot", "safeReboot", "Reboot", "Reboot once no call is up."),
     _mgmt("factoryReset", "factoryReset", "FactoryReset", "Reset the phone to factory state."),
-    _mgmt("configReset", "configReset", "ConfigReset", "Reset cloud, local, web and device."),
-    _config_reset("cloud"),
+    _mgmt(
+        "configReset",
+        "configReset",
+        "ConfigReset",
+        "Reset cloud, local, web and device.",
+        note="UCS 5.8 has no cloud level: it resets local, web and device (manual 001).",
+    ),
+    _config_reset("cloud", _NOT_5_8),  # manual 001 lists configReset/local, web, device only
     _config_reset("local"),
     _config_reset("web"),
     _config_reset("device"),
@@ -469,7 +515,7 @@ MANAGEMENT: tuple[CommandSpec, ...] = (
         "Progress of a software update (0 idle .. 3 success).",
         method="GET",
         output=SoftwareUpdateOut,
-        availability=MANUAL_002,
+        availability=_002_ONLY,
     ),
     _mgmt(
         "sessionStats",
@@ -547,7 +593,7 @@ MANAGEMENT: tuple[CommandSpec, ...] = (
         "Paired modular room devices.",
         method="GET",
         output=Output,
-        availability=MANUAL_002,
+        availability=_002_ONLY,
     ),
     _mgmt(
         "getTransferType",
@@ -619,7 +665,8 @@ MANAGEMENT: tuple[CommandSpec, ...] = (
         "Start a Skype for Business web sign-in; answers the URL and code.",
         output=WebSignInOut,
         availability=_NOT_5_8,
-        note="Manual 000 gives GET; manual 002 POST (used here).",
+        method_on={"ucs-6": "GET"},
+        note="GET on ucs-6 (manual 000); POST elsewhere (manual 002; 003's page is blank).",
     ),
     _mgmt(
         "webSignInCancel",
@@ -655,7 +702,10 @@ MANAGEMENT: tuple[CommandSpec, ...] = (
         "Network.UploadBgCapture",
         "Upload the background packet capture (default: provisioning server).",
         data=UploadBgCaptureData,
-        availability=documented_in(MANUAL_001, MANUAL_002, MANUAL_003),
+        # In 001 (UCS 5.8) and 003, not in 000 (UCS 6.4.0): on UCS 6 from 6.4.2 (002).
+        availability=documented_in(
+            MANUAL_001, MANUAL_002, MANUAL_003, since={"ucs-6": AFTER_6_4_0}
+        ),
     ),
     _mgmt(
         "sessionCreate",

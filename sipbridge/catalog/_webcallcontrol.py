@@ -7,13 +7,21 @@ the SIP Call-ID (manual 002, "REST API commands and structure").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
 from sipbridge.catalog._commands import CommandData, CommandSpec, NoData, Output
 from sipbridge.catalog._fields import CallRef, Destination, Digits, Digits1to5, LineNumber
-from sipbridge.catalog._lines import MANUAL_000, MANUAL_001, MANUAL_002, MANUAL_003, documented_in
+from sipbridge.catalog._lines import (
+    MANUAL_000,
+    MANUAL_001,
+    MANUAL_002,
+    MANUAL_003,
+    Line,
+    documented_in,
+)
 
 # -- inputs -----------------------------------------------------------------------------------
 
@@ -25,6 +33,14 @@ class OptionalRef(CommandData):
 
 
 class RequiredRef(CommandData):
+    ref: CallRef = Field(alias="Ref")
+
+
+class ResumeData(CommandData):
+    """Manuals 000 and 002 call Ref "mandatory" and, in the notes, the input "optional" (the
+    active held call resumes). Required here: an unrelated held call must not resume by
+    accident (docs/profiles.md, "Where the manuals disagree")."""
+
     ref: CallRef = Field(alias="Ref")
 
 
@@ -52,7 +68,15 @@ class JoinData(CommandData):
 
 class DialData(CommandData):
     dest: Destination = Field(alias="Dest")
-    line: LineNumber | None = Field(None, alias="Line", description="Defaults to line 1.")
+    line: LineNumber | None = Field(
+        None,
+        alias="Line",
+        description=(
+            "Optional. VVX, CCX, Edge E, Trio C60: line 1 when left out (manual 002). Trio "
+            "8300/8500/8800 on UCS 5.9.2: a line whose dial plan matches Dest when several "
+            "lines and dial-plan line switching are configured, else line 1 (manual 003, Dial)."
+        ),
+    )
     type: Literal["SIP", "TEL", "H323"] | None = Field(
         None, alias="Type", description="Defaults to TEL."
     )
@@ -153,10 +177,17 @@ class SipStatusOut(Output):
     TotalUser: str | None = None
 
 
-class PresenceOut(Output):
-    """getPresence answers at the top level, next to Status (manual 002)."""
-
+class PresenceData(Output):
     Presence: str | None = None
+
+
+class PresenceOut(Output):
+    """getPresence: at the top level next to Status in manual 002 (UCS 6, PVOS); UCS 5.8 nests
+    it in `data` (manual 001, WebCallControl.GetCurrentPresence). Read `Presence`, else
+    `data.Presence`."""
+
+    Presence: str | None = Field(None, description="Manual 002 (UCS 6, PVOS): top level.")
+    data: PresenceData | None = Field(None, description="Manual 001 (UCS 5.8): nested here.")
 
 
 # -- the commands -----------------------------------------------------------------------------
@@ -165,13 +196,17 @@ _CALLCTRL = "/api/v1/callctrl/"
 _EVERYWHERE = documented_in(MANUAL_000, MANUAL_001, MANUAL_002, MANUAL_003)
 
 
-def _ctrl(name: str, manual: str, model: type[CommandData], summary: str) -> CommandSpec:
+def _ctrl(
+    name: str, manual: str, model: type[CommandData], summary: str, note: str = ""
+) -> CommandSpec:
     return CommandSpec(
         name=name,
         command_uri=_CALLCTRL + name,
         data_model=model,
         summary=summary,
         manual_name=f"WebCallControl.{manual}",
+        notify_in_auto=True,  # manual 002, "Delivering REST API commands over SIP"
+        note=note,
     )
 
 
@@ -179,9 +214,16 @@ CALL_CONTROL: tuple[CommandSpec, ...] = (
     _ctrl("answerCall", "AnswerCall", OptionalRef, "Answer an incoming call."),
     _ctrl("rejectCall", "RejectCall", OptionalRef, "Reject an incoming call."),
     _ctrl("ignoreCall", "IgnoreCall", OptionalRef, "Stop ringing, leave the call to others."),
-    _ctrl("endCall", "EndCall", RequiredRef, "End a call, held calls included (UCS 6.4.2+)."),
+    _ctrl(
+        "endCall",
+        "EndCall",
+        RequiredRef,
+        "End a call.",
+        note="A held call: ended from UCS 6.4.2 (manual 002); 4003 on UCS 6.4.0 (000) and "
+        "Trio UCS 5.9.2 (003).",
+    ),
     _ctrl("holdCall", "HoldCall", OptionalRef, "Put a call, or its conference, on hold."),
-    _ctrl("resumeCall", "ResumeCall", RequiredRef, "Resume a held call."),
+    _ctrl("resumeCall", "ResumeCall", ResumeData, "Resume a held call."),
     _ctrl("transferCall", "TransferCall", TransferData, "Blind-transfer a call to a number."),
     CommandSpec(
         name="warmTransfer",
@@ -190,9 +232,10 @@ CALL_CONTROL: tuple[CommandSpec, ...] = (
         summary="Transfer call A to the party of held call B (attended).",
         manual_name="WebCallControl.WarmTransfer",
         delivery="sip-only",
-        availability=documented_in(
-            MANUAL_002, since={"ucs-6": (6, 4, 2)}
-        ),  # manual 002: UCS 6.4.2 / PVOS 8.0, and never over HTTP
+        notify_in_auto=True,
+        # Manual 002, WebCallControl.WarmTransfer: added in UCS 6.4.2 and PVOS 8.0, SIP only.
+        # No other line: not in 000/001/003, and 002 names no Trio UCS 7 or UCS 5 release.
+        availability={"ucs-6": (6, 4, 2), "pvos": (8, 0)},
     ),
     _ctrl("sendDTMF", "SendDTMF", DtmfData, "Send DTMF digits on the active call."),
     _ctrl("mute", "MuteCall", MuteData, "Mute (1) or unmute (0) the phone."),
@@ -202,10 +245,18 @@ CALL_CONTROL: tuple[CommandSpec, ...] = (
         data_model=JoinData,
         summary="Join the active call and the held call into a conference.",
         manual_name="WebCallControl.JoinCalls",
-        # Manual 002 change history: added for Edge E in PVOS 8.6.0. Not in 000/001/003.
-        availability=documented_in({"ucs-6": (0,), "trio-ucs-7": (0,), "pvos": (8, 6)}),
+        notify_in_auto=True,
+        # Manual 002, document change history: added in PVOS 8.6.0 (Edge E, Edge V) and 9.5.0
+        # (CCX, Trio C60; their profiles tighten). Not in 000, 001 or 003: PVOS only.
+        availability={"pvos": (8, 6)},
     ),
-    _ctrl("dial", "Dial", DialData, "Place a call from a line to a number or SIP URI."),
+    _ctrl(
+        "dial",
+        "Dial",
+        DialData,
+        "Place a call from a line to a number or SIP URI.",
+        note="Trio UCS 5.9.2 answers only 2000, 4000 or 5000 (manual 003); 002 adds 4002.",
+    ),
 )
 
 
@@ -218,6 +269,7 @@ def _query(
     *,
     data: type[CommandData] = NoData,
     method: Literal["GET", "POST"] = "GET",
+    method_on: Mapping[Line, Literal["GET", "POST"]] | None = None,
     note: str = "",
 ) -> CommandSpec:
     return CommandSpec(
@@ -227,6 +279,7 @@ def _query(
         summary=summary,
         manual_name=f"WebCallControl.{manual}",
         http_method=method,
+        http_method_on=method_on or {},
         delivery="http-only",
         availability=_EVERYWHERE,
         output_model=output,
@@ -263,7 +316,12 @@ CALL_QUERIES: tuple[CommandSpec, ...] = (
         "SipStatus",
         "SIP registrations, events and calls per user.",
         SipStatusOut,
-        note="Manuals 000 and 001 give GET; manual 002 lists POST.",
+        # Manual 002 gives POST; 000 (UCS 6.4.0) and 001 (UCS 5.8.0) give GET. 003's page is
+        # blank: Trio UCS 5 follows its sibling UCS 5 / 6 manuals.
+        method="POST",
+        method_on={"ucs-5": "GET", "ucs-6": "GET", "trio-ucs-5": "GET"},
+        note="GET on ucs-5, ucs-6 and trio-ucs-5 (manuals 000, 001); POST on trio-ucs-7 and "
+        "pvos (manual 002).",
     ),
     _query(
         "getPresence",

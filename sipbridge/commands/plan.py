@@ -1,13 +1,16 @@
 """How a command leaves for its phone, decided once and without I/O: the plan.
 
-    auto  call control goes over SIP where the phone takes REST over SIP (UCS 6.4.2+ /
-          PVOS 8.0+, manual 002); commands that answer with data, and every command to a phone
-          without REST over SIP, go over HTTP; warmTransfer only ever over SIP.
-    sip / http  forced by the request; refused (422, saying why) where it cannot work.
+    auto  call control (the catalog's `notify_in_auto`) goes over SIP where the phone takes
+          REST over SIP (UCS 6.4.2+ / PVOS 8.0+, manual 002); everything else, and every
+          command to a phone without REST over SIP, goes over HTTP; warmTransfer only ever
+          over SIP.
+    sip / http  forced by the request; refused (422, saying why) where it cannot work. Other
+          commands than call control go in a NOTIFY only where the phone's profile says its
+          firmware takes them (`management_over_sip_since`); manual 002 shows call control only.
 
-A phone no profile knows keeps the behaviour sipbridge had before profiles: SIP, except for
-commands that can only work over HTTP. Everything that can refuse a command (profile, carrier,
-Ref, size, TLS, credentials) is checked here, before the command is queued.
+A phone no profile knows gets call control over SIP and the rest over HTTP, unchecked.
+Everything that can refuse a command (profile, carrier, Ref, size, TLS, credentials) is
+checked here, before the command is queued.
 """
 
 from __future__ import annotations
@@ -82,8 +85,15 @@ def choose_transport(
     if requested == "sip" or spec.sip_only:
         if no_sip:
             raise TransportUnavailable.one("transport", no_sip)
+        if not spec.notify_in_auto and not (capabilities and capabilities.management_over_sip):
+            raise TransportUnavailable.one(
+                "transport",
+                f"{spec.name} goes over HTTP: manual 002 shows REST over SIP for call control "
+                "only; a profile whose firmware takes it in a NOTIFY says so with "
+                "management_over_sip_since (docs/profiles.md)",
+            )
         return "sip"
-    if spec.http_only or no_sip:
+    if spec.http_only or no_sip or not spec.notify_in_auto:
         return "http"
     return "sip"
 
@@ -165,6 +175,8 @@ class Planner:
         """The one way `command` leaves for `phone`, or the error that says why it cannot."""
         capabilities = self.capabilities(phone)
         carrier = choose_transport(command.spec, capabilities, requested)
+        if capabilities is not None:
+            capabilities.refuse_data(command)  # key sets, name counts per line (docs/profiles.md)
         if by_call_id:
             refs_call_id(capabilities, command.as_json()["data"])
         if carrier == "http":
@@ -188,11 +200,19 @@ class Planner:
             outbound_proxy=self._outbound_proxy,
             credentials=self._sip_credentials(phone.id),
         )
-        if not self._sip_over_tls and action_uri.next_hop_transport(request) == "tls":
+        hop = action_uri.next_hop_transport(request)
+        if not self._sip_over_tls and hop == "tls":
             raise TransportUnavailable.one(
                 "transport",
                 f"phone {phone.id} is reached over TLS ({phone.contact}) and sipbridge's SIP "
                 "over TLS is off: set sip_tls_port (docs/configuration.md, TLS)",
+            )
+        if not command.spec.clear_sip and hop != "tls":
+            raise TransportUnavailable.one(
+                "transport",
+                f"{command.spec.name} can carry passwords and would travel in clear SIP "
+                f"({hop.upper()}) to phone {phone.id}: send it over HTTP(S), or reach the phone "
+                "over SIP TLS",
             )
         return request
 
@@ -228,7 +248,9 @@ class Planner:
                 f"no REST API password for phone {phone.id!r}: add it (or a default) to "
                 "phone_credentials_file",
             )
-        call = catalog.encode_http(command)
+        call = catalog.encode_http(
+            command, capabilities.profile.firmware_line if capabilities else None
+        )
         auth: AuthMethod = access.auth or (
             capabilities.http_auth[0] if capabilities and capabilities.http_auth else "digest"
         )

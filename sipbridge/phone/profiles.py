@@ -29,8 +29,16 @@ from pydantic import (
 )
 
 from sipbridge import catalog
-from sipbridge.catalog import CommandSpec, Line, Version, format_version, parse_version
-from sipbridge.errors import ProfileError
+from sipbridge.catalog import (
+    Command,
+    CommandSpec,
+    KeySet,
+    Line,
+    Version,
+    format_version,
+    parse_version,
+)
+from sipbridge.errors import NotSupportedByPhone, ProfileError
 
 AuthMethod = Literal["basic", "digest", "session"]
 """basic: RFC 7617 on every request. digest: RFC 7616, MD5 or SHA-256 as the phone challenges.
@@ -69,6 +77,17 @@ class Profile(BaseModel):
     )
     rest_api: bool = True
     rest_over_sip_since: VersionField | None = None
+    management_over_sip_since: VersionField | None = Field(
+        None,
+        description="From this version commands other than call control may be sent in a "
+        "NOTIFY when a request asks for ?transport=sip. Manual 002 shows REST over SIP for call "
+        "control only, so no shipped profile sets it.",
+    )
+    key_set: KeySet = Field(
+        "full",
+        description="simulateKeyEvent labels: full (VVX, Edge E, Trio 8300) or audio "
+        "(MicMute, VolDown, VolUp: Trio C60 and CCX, manual 002).",
+    )
     call_id_ref_since: VersionField | None = Field(
         None, description="From this version Ref may be the SIP Call-ID, not only the handle."
     )
@@ -132,6 +151,10 @@ class Capabilities:
         return self.profile.rest_api and _reached(self.version, self.profile.rest_over_sip_since)
 
     @property
+    def management_over_sip(self) -> bool:
+        return self.rest_over_sip and _reached(self.version, self.profile.management_over_sip_since)
+
+    @property
     def call_id_as_ref(self) -> bool:
         return _reached(self.version, self.profile.call_id_ref_since)
 
@@ -161,6 +184,16 @@ class Capabilities:
         if self.version < since:
             return f"{spec.name} needs firmware {format_version(since)} or later; {where}"
         return None
+
+    def refuse_data(self, command: Command) -> None:
+        """Refuse, before sending, data this family's firmware would refuse: keys it does not
+        have (simulateKeyEvent), more parameters than the line takes (getConfig / setConfig)."""
+        if command.spec.name == "simulateKeyEvent":
+            key_name = command.as_json()["data"]["KeyName"]
+            why = catalog.key_refused(self.profile.key_set, key_name)
+            if why:
+                raise NotSupportedByPhone.one("data.KeyName", f"{self.profile.title}: {why}")
+        catalog.fits_line(command, self.profile.firmware_line)
 
 
 def _reached(version: Version, since: Version | None) -> bool:

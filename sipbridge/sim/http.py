@@ -231,6 +231,7 @@ class SimHttpPhone:
             path="/",
             max_age=int(self.session_lifetime),
             httponly=True,
+            secure=True,  # manual 002, SessionCreate: "Path=/; Secure; HttpOnly; Max-Age=1500"
         )
         return response
 
@@ -280,7 +281,7 @@ class SimHttpPhone:
             "CallSequence": str(sequence),
             "RemotePartyName": call.remote.split(":", 1)[-1].split("@", 1)[0],
             "RemotePartyNumber": call.remote,
-            "Ringing": "1" if call.state == "ringing" else "0",
+            "Ringing": "1" if call.state == "ringing" and not call.silenced else "0",
             "Muted": "1" if self.phone.muted else "0",
             "UIAppearanceIndex": f"{sequence}*" if call.state == "connected" else str(sequence),
             "StartTime": "2026-01-05T09:30:00",
@@ -471,6 +472,8 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/webCallControl/callStatus"): SimHttpPhone._call_status_v1,
     ("GET", "/api/v2/webCallControl/callStatus"): SimHttpPhone._call_status_v2,
     ("GET", "/api/v1/webCallControl/sipStatus"): SimHttpPhone._sip_status,
+    # GET in manuals 000 / 001 (UCS 5.8, 6.4.0), POST in 002 (PVOS): the simulator takes both.
+    ("POST", "/api/v1/webCallControl/sipStatus"): SimHttpPhone._sip_status,
     ("GET", "/api/v1/mgmt/device/info"): SimHttpPhone._device_info_v1,
     ("GET", "/api/v2/mgmt/device/info"): SimHttpPhone._device_info_v2,
     ("GET", "/api/v1/mgmt/network/info"): SimHttpPhone._network_info,

@@ -3,8 +3,9 @@
 It follows manual 002: REST over SIP needs `Event: ACTION-URI`, a JSON content type, one command
 per body, at most 20 KB; each WebCallControl command changes call state or is refused with the
 status a phone would give. Poly reports refusals over HTTP as 4xxx codes; over SIP the phone can
-only answer a SIP status, so each Poly code has one SIP status here (`POLY_TO_SIP`) and the Poly
-code travels in a Warning header (RFC 3261 §20.43).
+only answer a SIP status. No manual says which: `POLY_TO_SIP` is this simulator's own
+convention, not a Poly fact (docs/profiles.md, "The simulator"); the Poly code travels in a
+Warning header (RFC 3261 §20.43).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Literal
 SimCallState = Literal["ringing", "connected", "held"]
 MAX_BODY_BYTES = 20 * 1024
 
-# Poly status code -> the SIP status the simulator answers with.
+# Poly status code -> the SIP status the simulator answers with. The simulator's convention:
+# manual 002 documents the 4xxx codes for HTTP answers only and no SIP status for a NOTIFY.
 POLY_TO_SIP: dict[int, tuple[int, str]] = {
     2000: (200, "OK"),
     4000: (400, "Invalid Input Parameters"),
@@ -61,6 +63,7 @@ class SimCall:
     state: SimCallState
     dtmf: list[str] = field(default_factory=list)
     conference: int | None = None
+    silenced: bool = False  # ignoreCall: the ringer stops, the call stays (manual 002)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +102,7 @@ class SimPhone:
         self._commands: dict[str, Callable[[dict[str, Any]], None]] = {
             "/api/v1/callctrl/answerCall": self._answer,
             "/api/v1/callctrl/rejectCall": self._reject,
-            "/api/v1/callctrl/ignoreCall": self._reject,
+            "/api/v1/callctrl/ignoreCall": self._ignore,
             "/api/v1/callctrl/endCall": self._end,
             "/api/v1/callctrl/holdCall": self._hold,
             "/api/v1/callctrl/resumeCall": self._resume,
@@ -202,6 +205,13 @@ class SimPhone:
         self._require(call, "ringing")
         del self.calls[call.call_id]
 
+    def _ignore(self, data: dict[str, Any]) -> None:
+        """Manual 002, IgnoreCall: stop ringing on this phone; unlike reject, the call goes on
+        (still ringing elsewhere, or to voicemail by the PBX's rules)."""
+        call = self._pick(data, "ringing")
+        self._require(call, "ringing")
+        call.silenced = True
+
     def _end(self, data: dict[str, Any]) -> None:
         call = self._find(data)
         del self.calls[call.call_id]
@@ -261,7 +271,8 @@ class SimPhone:
         active = self._active()
         held = [c for c in self.calls.values() if c.state == "held"]
         if not held:
-            raise Refused(Verdict.poly(4003))
+            # Manual 002, JoinCalls: codes 2000, 4000, 4007 ("call doesn't exist"); no 4003.
+            raise Refused(Verdict.poly(4007))
         self._conferences += 1
         for call in (active, *held):
             call.state = "connected"

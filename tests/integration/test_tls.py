@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -35,7 +36,7 @@ from sipbridge.sip.message import (
 )
 from tests.certs import Authority, Issued, make_authority
 from tests.dns_server import start_dns
-from tests.helpers import free_port
+from tests.helpers import LAB_USER_AGENT, free_port, lab_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +207,13 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], tls: ssl.SSLConte
 @pytest.fixture(scope="module")
 def gateway(pki, tmp_path_factory) -> Iterator[Gateway]:
     """Verification on (the default), the test CA as trust store, HTTPS on the front API."""
-    env = _env(tmp_path_factory.mktemp("gw"), pki, SIPBRIDGE_HTTP_TLS="true")
+    directory = tmp_path_factory.mktemp("gw")
+    env = _env(
+        directory,
+        pki,
+        SIPBRIDGE_HTTP_TLS="true",
+        SIPBRIDGE_SIP_PROFILES_DIR=str(lab_profiles(directory / "profiles")),
+    )
     with serving(env, trusting(pki.ca)) as gateway:
         yield gateway
 
@@ -242,6 +249,40 @@ async def test_a_command_reaches_a_tls_phone_and_returns_its_200(gateway, pki, c
             f"<sips:{reports}>" if contact.startswith("sips:") else f"<sip:{reports};transport=tls>"
         )
         assert notify.headers.get("Contact") == expected
+
+
+def _config_of(size: int) -> dict[str, str]:
+    """setConfig data whose NOTIFY body is about `size` bytes (values of at most 2,048)."""
+    values, total, index = {}, 40, 0
+    while total < size:
+        name = f"feature.x{index:02d}.value"
+        values[name] = "v" * max(1, min(2000, size - total) - len(name) - 6)
+        total += len(name) + len(values[name]) + 6
+        index += 1
+    return values
+
+
+@pytest.mark.parametrize("size", [1024, 5 * 1024, 19 * 1024])
+async def test_setconfig_up_to_20_kb_reaches_a_tls_phone_whole(gateway, pki, size):
+    # setConfig may carry passwords: over SIP only over TLS (manual 002's 20 KB holds there),
+    # from sipbridge's own stack past pjsua's 4,000-byte buffer.
+    data = _config_of(size)
+    async with TlsPhone(pki.phone) as phone, gateway.session() as http:
+        response = await http.put(
+            "/v1/phones/1001",
+            json={"contact": f"sips:1001@127.0.0.1:{phone.port}", "user_agent": LAB_USER_AGENT},
+        )
+        assert response.status == 200, await response.text()
+        response = await http.post(
+            "/v1/phones/1001/commands?transport=sip",
+            json={"command_uri": "setConfig", "data": data},
+        )
+        assert response.status == 200, await response.text()
+        assert (await response.json())["sip_status"] == 200
+        [notify] = phone.received
+        assert (notify.headers.get("Via") or "").startswith("SIP/2.0/TLS ")
+        assert json.loads(notify.body)["data"] == data
+        assert len(notify.body) >= size * 0.95
 
 
 @pytest.mark.parametrize("cert", ["stranger", "wrong_name"])

@@ -1,7 +1,11 @@
-"""Large commands (up to the manuals' 20 KB) and challenged NOTIFYs, against sipp phones.
+"""Large commands in clear SIP and challenged NOTIFYs, against sipp phones.
 
 Real pjsua2 UA, sipbridge's own TCP sender for what pjsua2 cannot carry (over 1,300 bytes,
-RFC 3261 §18.1.1), real gateway on loopback; sipp is the phone.
+RFC 3261 §18.1.1), real gateway on loopback; sipp is the phone. The largest bodies are
+setConfig's, which never travels in clear SIP (it may carry passwords): their 5 and 19 KB
+cases go over TLS, in test_tls.py. In clear SIP the largest body is simulateTextInput's
+(a 2,048-character value), sent to the `lab` profile that takes management commands in a
+NOTIFY (tests/helpers.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sipbridge.api import create_app
 from sipbridge.sip import digest
 from sipbridge.sip.stream_sender import wire_sender
-from tests.helpers import SCENARIOS, SippPhone, free_port
+from tests.helpers import (
+    LAB_USER_AGENT,
+    SCENARIOS,
+    SippPhone,
+    _received_requests,
+    free_port,
+    lab_profiles,
+)
 from tests.integration.conftest import (
     AUTH,
     TRANSACTION_TIMEOUT,
@@ -34,6 +45,7 @@ async def wired(tmp_path, user_agent):
     made = []
 
     async def make(**overrides):
+        overrides.setdefault("sip_profiles_dir", lab_profiles(tmp_path / "profiles"))
         settings = gateway_settings(tmp_path, **overrides)
         app = create_app(
             settings,
@@ -79,20 +91,31 @@ def _config_of(size: int) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("size", [1024, 5 * 1024, 19 * 1024])
+def _text_of(size: int) -> dict[str, str]:
+    """simulateTextInput data whose NOTIFY body is about `size` bytes (at most ~2,100)."""
+    return {"Value": "t" * (size - 60)}
+
+
+SIP = "/v1/phones/1001/commands?transport=sip"
+
+
+@pytest.mark.parametrize("size", [1024, 2100])
 @pytest.mark.parametrize("registered", ["udp", "tcp"])
 async def test_large_command_arrives_whole_over_tcp_when_over_1300_bytes(
     wired, sipp, size, registered
 ):
     gateway = await wired()
-    big = True  # even 1 KB of body makes the message over 1,300 bytes with its headers
-    # A phone listening on TCP on its registered port (RFC 3261 §18.2.1) gets big ones over TCP.
-    phone = sipp("phone_large.xml", "t1" if big or registered == "tcp" else "u1")
-    await register(gateway, "1001", phone.contact.split(";")[0], transport=registered)
-    data = _config_of(size)
+    # Even 1 KB of body makes the message over 1,300 bytes with its headers: TCP, and a phone
+    # listens on TCP on the port it registered over UDP (RFC 3261 §18.2.1).
+    phone = sipp("phone_large.xml", "t1")
+    await register(
+        gateway, "1001", phone.contact.split(";")[0], transport=registered,
+        user_agent=LAB_USER_AGENT,
+    )
+    data = _text_of(size)
 
     response = await gateway.post(
-        "/v1/phones/1001/commands", json={"command_uri": "setConfig", "data": data}, headers=AUTH
+        SIP, json={"command_uri": "simulateTextInput", "data": data}, headers=AUTH
     )
 
     assert response.status == 200, await response.text()
@@ -102,19 +125,17 @@ async def test_large_command_arrives_whole_over_tcp_when_over_1300_bytes(
     assert json.loads(notify.body)["data"] == data, "the body did not arrive whole"
     assert len(notify.body) >= size * 0.95
     via = notify.headers.get("Via") or ""
-    assert via.startswith("SIP/2.0/TCP" if big or registered == "tcp" else "SIP/2.0/UDP"), via
+    assert via.startswith("SIP/2.0/TCP"), via
 
 
 async def test_large_command_to_a_phone_without_tcp_is_a_quick_502(wired, sipp):
     gateway = await wired()
     phone = sipp("phone_large.xml", "u1")  # UDP only: nothing listens on TCP there
-    await register(gateway, "1001", phone.contact, transport="udp")
+    await register(gateway, "1001", phone.contact, transport="udp", user_agent=LAB_USER_AGENT)
     started = time.monotonic()
 
     response = await gateway.post(
-        "/v1/phones/1001/commands",
-        json={"command_uri": "setConfig", "data": _config_of(5 * 1024)},
-        headers=AUTH,
+        SIP, json={"command_uri": "simulateTextInput", "data": _text_of(2100)}, headers=AUTH
     )
 
     problem = await response.json()
@@ -123,13 +144,35 @@ async def test_large_command_to_a_phone_without_tcp_is_a_quick_502(wired, sipp):
     assert time.monotonic() - started < 2.0
 
 
+async def test_setconfig_never_goes_in_clear_sip(wired, sipp):
+    gateway = await wired()
+    phone = sipp("phone_large.xml", "t1")
+    await register(
+        gateway, "1001", phone.contact.split(";")[0], transport="tcp", user_agent=LAB_USER_AGENT
+    )
+
+    response = await gateway.post(
+        SIP,
+        json={"command_uri": "setConfig", "data": {"reg.1.auth.password": "secret"}},
+        headers=AUTH,
+    )
+
+    problem = await response.json()
+    assert response.status == 422, problem
+    assert "clear SIP" in problem["detail"]
+    phone.kill()
+    assert not phone.log_file.exists() or _received_requests(phone.log_file) == []
+
+
 async def test_over_20_kb_is_413_and_nothing_is_sent(wired, sipp):
     gateway = await wired()
     phone = sipp("phone_large.xml", "t1")
-    await register(gateway, "1001", phone.contact.split(";")[0], transport="tcp")
+    await register(
+        gateway, "1001", phone.contact.split(";")[0], transport="tcp", user_agent=LAB_USER_AGENT
+    )
 
     response = await gateway.post(
-        "/v1/phones/1001/commands",
+        SIP,
         json={"command_uri": "setConfig", "data": _config_of(20 * 1024 + 200)},
         headers=AUTH,
     )
@@ -196,7 +239,7 @@ async def test_challenged_notify_is_retried_once_with_credentials(
 
     response = await gateway.post(
         "/v1/phones/1001/commands",
-        json={"command_uri": "setConfig", "data": {"feature.a.b": "1"}},
+        json={"command_uri": "holdCall", "data": {}},
         headers=AUTH,
     )
 
@@ -223,7 +266,7 @@ async def test_phone_that_challenges_twice_gets_two_notifies_and_the_caller_a_50
 
     response = await gateway.post(
         "/v1/phones/1001/commands",
-        json={"command_uri": "setConfig", "data": {"feature.a.b": "1"}},
+        json={"command_uri": "holdCall", "data": {}},
         headers=AUTH,
     )
 
@@ -246,7 +289,7 @@ async def test_challenge_without_configured_credentials_is_a_502_after_one_notif
 
     response = await gateway.post(
         "/v1/phones/1001/commands",
-        json={"command_uri": "setConfig", "data": {"feature.a.b": "1"}},
+        json={"command_uri": "holdCall", "data": {}},
         headers=AUTH,
     )
 

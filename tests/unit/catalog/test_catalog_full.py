@@ -68,7 +68,7 @@ MANUAL_COMMANDS = {
     ("callLogsMissed", "GET", "/api/v1/mgmt/callLogs/missed"),
     ("callLogsReceived", "GET", "/api/v1/mgmt/callLogs/received"),
     ("callLogsPlaced", "GET", "/api/v1/mgmt/callLogs/placed"),
-    ("sipStatus", "GET", "/api/v1/webCallControl/sipStatus"),
+    ("sipStatus", "POST", "/api/v1/webCallControl/sipStatus"),  # manual 002; GET on UCS 5/6 lines
     ("getPresence", "GET", "/api/v1/mgmt/getPresence"),
 }
 
@@ -183,3 +183,29 @@ def test_http_body_over_20_kb_is_refused():
     names = [f"param.{n:05d}.with.a.long.name.for.padding" for n in range(600)]
     with pytest.raises(PayloadTooLarge):
         catalog.encode_http(catalog.build(catalog.lookup("getConfig"), names))
+
+
+def test_methods_per_line():
+    """sipStatus and webSignIn: GET in manuals 000/001, POST in 002 (issue 16.9)."""
+    sip_status = catalog.build(catalog.lookup("sipStatus"), {})
+    assert catalog.encode_http(sip_status, "ucs-6").method == "GET"
+    assert catalog.encode_http(sip_status, "ucs-5").method == "GET"
+    assert catalog.encode_http(sip_status, "pvos").method == "POST"
+    web_sign_in = catalog.build(catalog.lookup("webSignIn"), {})
+    assert catalog.encode_http(web_sign_in, "ucs-6").method == "GET"
+    assert catalog.encode_http(web_sign_in, "pvos").method == "POST"
+
+
+def test_catalog_facts_from_issue_16():
+    join = catalog.lookup("joinCalls")
+    assert dict(join.availability) == {"pvos": (8, 6)}
+    warm = catalog.lookup("warmTransfer")
+    assert dict(warm.availability) == {"ucs-6": (6, 4, 2), "pvos": (8, 0)}
+    assert not catalog.lookup("setConfig").clear_sip
+    assert {s.name for s in catalog.ALL_COMMANDS if s.notify_in_auto} == {
+        s.name for s in catalog.ALL_COMMANDS if s.command_uri.startswith("/api/v1/callctrl/")
+    }
+    presence = catalog.lookup("getPresence").output_model
+    assert presence is not None and "data" in presence.model_fields  # manual 001 nests it
+    dial = catalog.lookup("dial").data_model.model_json_schema(by_alias=True)
+    assert "dial plan" in dial["properties"]["Line"]["description"]

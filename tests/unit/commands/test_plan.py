@@ -15,6 +15,7 @@ VVX_642 = BOOK.match("PolycomVVX-VVX_411-UA/6.4.3.5018")
 VVX_640 = BOOK.match("PolycomVVX-VVX_411-UA/6.4.0.1234")
 VVX_5 = BOOK.match("PolycomVVX-VVX_450-UA/5.9.5.0614")
 CCX_350 = BOOK.match("PolyCCX-CCX_350-UA/1.3.0.0102")
+TRIO_7 = BOOK.match("PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1094")
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,11 @@ CCX_350 = BOOK.match("PolyCCX-CCX_350-UA/1.3.0.0102")
         ("warmTransfer", VVX_642, "auto", "sip"),
         ("warmTransfer", None, "sip", "sip"),
         ("skypeSignIn", VVX_642, "auto", "http"),
+        # issue 16.4: only call control travels in a NOTIFY in auto
+        ("safeRestart", VVX_642, "auto", "http"),
+        ("setConfig", VVX_642, "auto", "http"),
+        ("simulateKeyEvent", None, "auto", "http"),
+        ("dial", VVX_642, "auto", "sip"),
     ],
 )
 def test_transport_choice(command, capabilities, requested, expected):
@@ -43,8 +49,14 @@ def test_transport_choice(command, capabilities, requested, expected):
         ("warmTransfer", VVX_642, "http", TransportUnavailable, "SIP-only"),
         ("warmTransfer", None, "http", TransportUnavailable, "SIP-only"),
         ("warmTransfer", VVX_640, "auto", NotSupportedByPhone, "6.4.2"),
-        # SIP-only stays SIP-only in auto: a UCS 5.9 phone gets a refusal, not an HTTP request.
-        ("warmTransfer", VVX_5, "auto", TransportUnavailable, "takes no REST commands over SIP"),
+        # Manual 002: warmTransfer is UCS 6.4.2 / PVOS 8.0 only: elsewhere "not supported".
+        ("warmTransfer", VVX_5, "auto", NotSupportedByPhone, "not in the ucs-5 command set"),
+        ("joinCalls", VVX_642, "auto", NotSupportedByPhone, "not in the ucs-6 command set"),
+        ("joinCalls", TRIO_7, "auto", NotSupportedByPhone, "not in the trio-ucs-7 command set"),
+        ("warmTransfer", TRIO_7, "auto", NotSupportedByPhone, "not in the trio-ucs-7"),
+        # Management commands go in a NOTIFY only where a profile says so; none ships that way.
+        ("safeRestart", VVX_642, "sip", TransportUnavailable, "call control only"),
+        ("setConfig", None, "sip", TransportUnavailable, "call control only"),
         ("deviceInfoV2", VVX_642, "sip", TransportUnavailable, "answers with data"),
         ("skypeSignIn", VVX_642, "sip", TransportUnavailable, "must not travel"),
         ("holdCall", VVX_5, "sip", TransportUnavailable, "takes no REST commands over SIP"),

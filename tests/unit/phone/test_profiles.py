@@ -40,6 +40,11 @@ BOOK = load_profiles(Settings().sip_profiles_dir)
         ("PolyEdge-Edge_E350-UA/8.3.1.0614_f04ea4691c59", "edge-e-pvos8", (8, 3, 1, 614), True, ("session", "digest")),
         ("PolyEdge-E450-UA/8.3.0.0123 (simulated)", "edge-e-pvos8", (8, 3, 0, 123), True, ("session", "digest")),
         ("PolyCCX-CCX_350-UA/1.3.0.0102", "ccx-350", (1, 3, 0, 102), False, ()),
+        ("PolycomRealPresenceTrio-Trio_8300-UA/5.9.2.3473", "trio-8300-ucs5", (5, 9, 2, 3473), False, ("basic",)),
+        ("PolycomRealPresenceTrio-Trio_8300-UA/8.1.2.0151", "trio-8300-pvos", (8, 1, 2, 151), True, ("basic",)),
+        ("PolyEdge-Edge_V60-UA/8.6.1.0204", "edge-v-pvos", (8, 6, 1, 204), True, ("basic",)),
+        # issue 16.12: manual 002 starts Trio UCS 7 at 7.2
+        ("PolycomRealPresenceTrio-Trio_8800-UA/7.1.0.1", "trio-ucs7", (7, 1, 0, 1), False, ("basic",)),
     ],
 )  # fmt: skip
 def test_real_user_agents_find_their_profile(user_agent, profile, version, sip, auth):
@@ -81,6 +86,17 @@ def test_a_pin_beats_the_user_agent_and_without_a_version_assumes_the_floor():
         ("PolycomVVX-VVX_310-UA/5.8.0.1", "ledStatus", "5.9"),
         ("PolycomRealPresenceTrio-Trio_8800-UA/5.9.2.1", "simulateKeyEvent", None),
         ("PolyCCX-CCX_350-UA/1.3.0.0102", "holdCall", "no REST API"),
+        # issue 16: availability per manual
+        ("PolycomVVX-VVX_411-UA/6.4.3.1", "joinCalls", "not in the ucs-6"),
+        ("PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1", "joinCalls", "not in the trio-ucs-7"),
+        ("PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1", "warmTransfer", "not in the trio-ucs-7"),
+        ("PolyEdge-Edge_V60-UA/8.6.1.0204", "joinCalls", None),
+        ("PolycomRealPresenceTrio-Trio_8300-UA/8.1.2.0151", "joinCalls", "Edge E / Edge V"),
+        ("PolycomVVX-VVX_411-UA/6.4.0.1", "softwareUpdateStatus", "6.4.2"),
+        ("PolycomVVX-VVX_411-UA/6.4.0.1", "mrPairInfo", "6.4.2"),
+        ("PolycomVVX-VVX_411-UA/6.4.0.1", "uploadBgCapture", "6.4.2"),
+        ("PolycomVVX-VVX_310-UA/5.8.0.1", "uploadBgCapture", None),
+        ("PolycomVVX-VVX_310-UA/5.8.0.1", "configResetCloud", "5.9"),
     ],
 )
 def test_what_a_phone_lacks_says_why(user_agent, command, reason):
@@ -122,8 +138,62 @@ def test_every_shipped_profile_has_a_file_and_a_line():
     names = {path.stem for path in Path(Settings().sip_profiles_dir).glob("*.toml")}
     assert names == set(BOOK.names()) == {
         "vvx-ucs5", "vvx-ucs6", "trio-ucs5", "trio-ucs7", "ccx-pvos8", "ccx-pvos9",
-        "trio-c60", "edge-e-pvos8", "ccx-350",
+        "trio-c60", "edge-e-pvos8", "ccx-350", "trio-8300-ucs5", "trio-8300-pvos",
+        "edge-v-pvos",
     }  # fmt: skip
     for profile in BOOK.profiles:
         assert profile.body_limit == catalog.MAX_BODY_BYTES
         assert (profile.firmware_line is None) == (not profile.rest_api)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "key", "refused"),
+    [
+        ("PolyCCX-CCX_500-UA/9.4.1.0508", "Dialpad1", True),
+        ("PolyCCX-CCX_500-UA/9.4.1.0508", "VolUp", False),
+        ("PolycomRealPresenceTrio-Trio_C60-UA/9.2.1.0123", "SoftKey1", True),
+        ("PolyEdge-Edge_E350-UA/8.3.1.0614", "Dialpad1", False),
+        ("PolycomRealPresenceTrio-Trio_8300-UA/8.1.2.0151", "SoftKey1", False),
+    ],
+)
+def test_key_sets_per_family(user_agent, key, refused):
+    """Manual 002, SimulateKeyEvent: Trio C60 and CCX take only MicMute, VolDown, VolUp."""
+    from sipbridge.errors import NotSupportedByPhone
+
+    capabilities = BOOK.match(user_agent)
+    assert capabilities is not None
+    command = catalog.build(catalog.lookup("simulateKeyEvent"), {"Type": "Tap", "KeyName": key})
+    if refused:
+        with pytest.raises(NotSupportedByPhone, match="MicMute"):
+            capabilities.refuse_data(command)
+    else:
+        capabilities.refuse_data(command)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "limited"),
+    [
+        ("PolycomVVX-VVX_411-UA/6.4.3.1", True),
+        ("PolycomVVX-VVX_310-UA/5.8.0.1", True),
+        ("PolycomRealPresenceTrio-Trio_8800-UA/5.9.2.7215", True),
+        ("PolyCCX-CCX_500-UA/9.4.1.0508", False),
+        ("PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1", False),
+    ],
+)
+def test_config_parameter_limit_per_line(user_agent, limited):
+    """Manuals 000, 001, 003: at most 20 parameters (4009); 002 lifts it."""
+    from sipbridge.errors import InvalidInput
+
+    capabilities = BOOK.match(user_agent)
+    assert capabilities is not None
+    names = [f"feature.x{i}.enabled" for i in range(21)]
+    for command in (
+        catalog.build(catalog.lookup("getConfig"), names),
+        catalog.build(catalog.lookup("setConfig"), dict.fromkeys(names, "1")),
+    ):
+        if limited:
+            with pytest.raises(InvalidInput, match="at most 20"):
+                capabilities.refuse_data(command)
+        else:
+            capabilities.refuse_data(command)
+    capabilities.refuse_data(catalog.build(catalog.lookup("getConfig"), names[:20]))

@@ -113,3 +113,26 @@ def test_join_makes_a_conference(phone):
     assert send(phone, command("joinCalls")).status == 200
     assert a.conference == b.conference is not None
     assert (a.state, b.state) == ("connected", "connected")
+
+
+def test_ignore_silences_the_ringer_and_keeps_the_call(phone):
+    # Manual 002, IgnoreCall: unlike rejectCall the call is not ended.
+    ringing = phone.add_call(state="ringing")
+    assert send(phone, command("ignoreCall", Ref=ringing.call_id)).status == 200
+    assert phone.calls[ringing.call_id] is ringing
+    assert (ringing.state, ringing.silenced) == ("ringing", True)
+    assert send(phone, command("answerCall", Ref=ringing.call_id)).status == 200
+    assert ringing.state == "connected"
+
+
+def test_reject_ends_the_ringing_call(phone):
+    ringing = phone.add_call(state="ringing")
+    assert send(phone, command("rejectCall", Ref=ringing.call_id)).status == 200
+    assert phone.calls == {}
+
+
+def test_join_without_a_held_call_is_4007_not_4003(phone):
+    # Manual 002, JoinCalls lists 2000, 4000 and 4007 only.
+    phone.add_call()
+    verdict = send(phone, command("joinCalls"))
+    assert verdict.poly_code == 4007
