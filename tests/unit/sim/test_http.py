@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -28,10 +29,13 @@ async def web() -> AsyncIterator[tuple[SimHttpPhone, SimHttpServer]]:
 async def test_session_cookie_is_secure_and_http_only(web) -> None:
     # Manual 002, SessionCreate: the cookie is "Path=/; Secure; HttpOnly; Max-Age=1500".
     _, server = web
-    async with ClientSession(middlewares=(DigestAuthMiddleware(USER, PASSWORD),)) as client:
-        async with client.get(f"{server.url}/api/v1/mgmt/session/create") as response:
-            assert response.status == 200, await response.text()
-            cookie = response.cookies["session"]
+    digest = (DigestAuthMiddleware(USER, PASSWORD),)
+    async with (
+        ClientSession(middlewares=digest) as client,
+        client.get(f"{server.url}/api/v1/mgmt/session/create") as response,
+    ):
+        assert response.status == 200, await response.text()
+        cookie = response.cookies["session"]
     assert cookie["secure"] is True and cookie["httponly"] is True
     assert (cookie["path"], cookie["max-age"]) == ("/", "1500")
 
@@ -40,14 +44,10 @@ async def test_session_cookie_is_secure_and_http_only(web) -> None:
 async def test_sip_status_answers_both_methods(web, method) -> None:
     # sipStatus is GET in manual 000 and POST in manual 002.
     _, server = web
-    async with ClientSession() as client:
-        async with client.request(
-            method,
-            f"{server.url}/api/v1/webCallControl/sipStatus",
-            headers=BASIC,
-        ) as response:
-            assert response.status == 200, await response.text()
-            assert (await response.json())["Status"] == "2000"
+    url = f"{server.url}/api/v1/webCallControl/sipStatus"
+    async with ClientSession() as client, client.request(method, url, headers=BASIC) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["Status"] == "2000"
 
 
 async def test_an_ignored_call_stops_ringing_in_call_status(web) -> None:
@@ -56,15 +56,13 @@ async def test_an_ignored_call_stops_ringing_in_call_status(web) -> None:
     http.phone.handle_notify(
         event="ACTION-URI",
         content_type="application/json",
-        body=(
-            '{"command-URI":"/api/v1/callctrl/ignoreCall","data":{"Ref":"%s"}}' % call.call_id
+        body=json.dumps(
+            {"command-URI": "/api/v1/callctrl/ignoreCall", "data": {"Ref": call.call_id}}
         ).encode(),
     )
-    async with ClientSession() as client:
-        async with client.get(
-            f"{server.url}/api/v2/webCallControl/callStatus", headers=BASIC
-        ) as response:
-            body = await response.json()
+    url = f"{server.url}/api/v2/webCallControl/callStatus"
+    async with ClientSession() as client, client.get(url, headers=BASIC) as response:
+        body = await response.json()
     assert response.status == 200, body
     [status] = body["data"] if isinstance(body["data"], list) else [body["data"]]
     assert status["Ringing"] == "0"
