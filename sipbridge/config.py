@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         description="Seconds a PBX's relayed ACTION-URI NOTIFY may take before sipbridge "
         "answers it 504 (never 408, RFC 4320; well under the PBX's 32 s Timer F).",
     )
-    # -- API authentication throttle (api/throttle.py) --
+    # -- API authentication throttle (admin/throttle.py; /v1 keys and /api users alike) --
     api_auth_failure_limit: int = Field(
         default=20,
         ge=1,
@@ -277,12 +277,52 @@ class Settings(BaseSettings):
         default=4096, ge=16, le=1_000_000, description="DNS answers kept (for their TTL)."
     )
 
+    # -- the device API (/api/v1, manual 004; docs/device-api.md) -------------------------------
+    admin_password_file: Path | None = Field(
+        default=None,
+        description="With no device-API user yet, the first Security Administrator, 'admin', "
+        "gets the password in this file (mode 600). Ignored once a user exists.",
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="As admin_password_file, from the environment "
+        "(SIPBRIDGE_ADMIN_PASSWORD); the file wins when both are set.",
+    )
+    metrics_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Networks that may read /metrics without credentials (default none: "
+        "Monitor credentials, Basic or a Monitor-level key).",
+    )
+    kpi_interval: float = Field(
+        default=900.0,
+        ge=1,
+        le=86_400,
+        description="Seconds in one KPI interval (manual 004: 15 minutes).",
+    )
+    kpi_history: int = Field(
+        default=96, ge=1, le=10_000, description="Finished KPI intervals kept (96: one day)."
+    )
+    alarm_history_max_rows: int = Field(
+        default=10_000,
+        ge=100,
+        le=10_000_000,
+        description="Alarm history rows kept; the oldest go first. Survives restarts.",
+    )
+    alarm_unreachable_after: int = Field(
+        default=3,
+        ge=1,
+        le=1_000,
+        description="Consecutive timeouts after which a phone is alarmed unreachable "
+        "(cleared by its next answer).",
+    )
+
     @field_validator(
         "api_keys",
         "sip_allow",
         "register_digest_algorithms",
         "phone_networks",
         "dns_nameservers",
+        "metrics_allow",
         mode="before",
     )
     @classmethod
@@ -308,7 +348,7 @@ class Settings(BaseSettings):
             ipaddress.ip_address(value)
         return value
 
-    @field_validator("sip_allow", "phone_networks")
+    @field_validator("sip_allow", "phone_networks", "metrics_allow")
     @classmethod
     def _are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for network in value:

@@ -8,8 +8,10 @@
     │   ├── InvalidInput          a field is missing or breaks its rule (names the fields)
     │   │   ├── NotSupportedByPhone    the phone's profile lacks the command (says why)
     │   │   └── TransportUnavailable   the command cannot travel over the chosen transport
-    │   ├── Unauthorized          no or unknown API key
+    │   ├── Unauthorized          no or unknown API key or user (says which scheme to use)
     │   │   └── AuthThrottled     ... too many of those from one address (retry later)
+    │   ├── Forbidden             authenticated, but below the level the resource needs
+    │   ├── Conflict              the request contradicts what exists (a name already taken)
     │   ├── NotFound              unknown route, phone, call or action
     │   │   ├── UnknownPhone
     │   │   └── UnknownCall
@@ -26,6 +28,7 @@
     │   │   └── PhoneBusy         ... 4001 or 403: busy with another request (retry later)
     │   └── PhoneAuthFailed       the phone's REST API refused our credentials
     ├── StoreError                the tracker's database failed (our side, not the caller's)
+    ├── NotSetUp                  the device API has no user yet (says how to create one)
     ├── ProfileError              a sip_profiles file, a pin or the credentials file is wrong
     └── StartupError              a listener or the UA could not start (port in use, bad address)
 
@@ -108,7 +111,24 @@ class TransportUnavailable(InvalidInput):
 
 
 class Unauthorized(RequestError):
+    """`challenge` is the WWW-Authenticate the client is answered with: Bearer keys on /v1,
+    HTTP Basic on the device API (/api/v1, manual 004 section 3)."""
+
     title = "Unauthorized"
+
+    def __init__(self, detail: str, *, challenge: str = 'Bearer realm="sipbridge"') -> None:
+        super().__init__(detail)
+        self.challenge = challenge
+
+
+class Forbidden(RequestError):
+    """The credentials are good, the level is too low (manual 004, table 2-2)."""
+
+    title = "Forbidden"
+
+
+class Conflict(RequestError):
+    title = "Conflict"
 
 
 class AuthThrottled(Unauthorized):
@@ -116,8 +136,10 @@ class AuthThrottled(Unauthorized):
 
     title = "Too many failed authentications"
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str, *, retry_after: int, challenge: str = 'Bearer realm="sipbridge"'
+    ) -> None:
+        super().__init__(detail, challenge=challenge)
         self.retry_after = retry_after
 
 
@@ -246,6 +268,12 @@ class PhoneAuthFailed(RemoteError):
 
 class StoreError(SipBridgeError):
     title = "Tracker storage failed"
+
+
+class NotSetUp(SipBridgeError):
+    """No device-API user exists yet; the detail says how to create the first one."""
+
+    title = "Not set up"
 
 
 class ProfileError(SipBridgeError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
@@ -18,11 +19,16 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from sipbridge import catalog
+from sipbridge.admin.auth import device_api_middleware
+from sipbridge.admin.identity import KeyRing, UserGate
+from sipbridge.admin.setup import ensure_first_user
+from sipbridge.admin.telemetry import Telemetry
+from sipbridge.admin.throttle import FailureThrottle
+from sipbridge.admin.views import routes as device_api_routes
 from sipbridge.api import keys
 from sipbridge.api.auth import auth_middleware, stored_or_new_key
 from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
-from sipbridge.api.throttle import FailureThrottle
 from sipbridge.api.views import routes
 from sipbridge.commands import CallControl, Journal, Lanes, Planner, SharedPhoneLocks
 from sipbridge.config import Settings
@@ -47,7 +53,9 @@ from sipbridge.sip.sender import NotifySender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.credentials import Credentials
 from sipbridge.tracker.group_commit import GroupCommit
+from sipbridge.tracker.heartbeat import BEAT_EVERY, Heartbeats, WorkerBeat
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
 
@@ -94,10 +102,13 @@ def create_app(
     primary = worker == 0
     settings = settings.for_worker(worker)
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware], client_max_size=MAX_REQUEST_BYTES
+        middlewares=[problem_middleware, device_api_middleware, auth_middleware],
+        client_max_size=MAX_REQUEST_BYTES,
     )
     app[keys.SETTINGS] = settings
     app[keys.WORKER] = worker
+    app[keys.STARTED_AT] = time.time()
+    app[keys.METRICS_ALLOW] = tuple(parse_networks(settings.metrics_allow))
     app[keys.API_KEYS] = frozenset(_api_keys(settings))
     app[keys.AUTH_THROTTLE] = FailureThrottle(
         limit=settings.api_auth_failure_limit, window=settings.api_auth_failure_window
@@ -109,10 +120,17 @@ def create_app(
 
     app.router.add_get("/v1/openapi.json", openapi_view)
     app.router.add_routes(routes)
+    app.router.add_routes(device_api_routes)
 
     async def tracker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store or TrackerStore(settings.database_path)
         log.info("tracker database: %s", settings.database_path if store is None else "(given)")
+        credentials = Credentials(app[keys.STORE])
+        if primary:
+            ensure_first_user(credentials, settings)
+        app[keys.CREDENTIALS] = credentials
+        app[keys.USERS] = UserGate(credentials)
+        app[keys.KEY_RING] = KeyRing(app[keys.API_KEYS], credentials)
         yield
         app[keys.STORE].close()
 
@@ -175,6 +193,12 @@ def create_app(
         if settings.workers > 1:
             shared_locks = SharedPhoneLocks(settings.data_dir / "phone-locks")
         sender = app[keys.SENDER]
+        lanes = Lanes(
+            queue_limit=settings.phone_queue_limit,
+            deadline=settings.command_deadline,
+            shared_locks=shared_locks,
+        )
+        app[keys.LANES] = lanes
         app[keys.CONTROL] = CallControl(
             app[keys.STORE],
             planner=Planner(
@@ -188,12 +212,8 @@ def create_app(
                 sip_over_tls=settings.sip_tls_port is not None,
             ),
             # One lane per phone for both carriers: NOTIFYs and REST calls share the queue.
-            lanes=Lanes(
-                queue_limit=settings.phone_queue_limit,
-                deadline=settings.command_deadline,
-                shared_locks=shared_locks,
-            ),
-            journal=Journal(GroupCommit(app[keys.STORE])),
+            lanes=lanes,
+            journal=Journal(GroupCommit(app[keys.STORE]), observer=app[keys.TELEMETRY]),
             sip=sender,
             http=app[keys.PHONE_HTTP],
         )
@@ -222,16 +242,60 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
+        """What counts and watches the command path: alarms, KPIs, metrics (admin/)."""
+        app[keys.TELEMETRY] = Telemetry()
+        yield
+
+    async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Every worker's heartbeat (the device API's status sums them)."""
+        task = asyncio.get_running_loop().create_task(_beat(app, worker))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(SipBridgeError):
+            Heartbeats(app[keys.STORE]).forget(worker)
+
     app.cleanup_ctx.append(tracker_ctx)
     app.cleanup_ctx.append(phone_ctx)
     app.cleanup_ctx.append(user_agent_ctx)
     if primary:
         app.cleanup_ctx.append(listener_sockets_ctx)
+    app.cleanup_ctx.append(telemetry_ctx)
     app.cleanup_ctx.append(command_path_ctx)
     if primary:
         app.cleanup_ctx.append(listener_ctx)
         app.cleanup_ctx.append(housekeeping_ctx)
+    app.cleanup_ctx.append(heartbeat_ctx)
     return app
+
+
+async def _beat(app: web.Application, worker: int) -> None:
+    """Write this worker's heartbeat now and every BEAT_EVERY seconds."""
+    heartbeats = Heartbeats(app[keys.STORE])
+    started = app[keys.STARTED_AT]
+    while True:
+        on_wire, waiting = app[keys.LANES].load()
+        listener = app.get(keys.LISTENER)
+        try:
+            heartbeats.beat(
+                WorkerBeat(
+                    index=worker,
+                    pid=os.getpid(),
+                    started_at=started,
+                    seen_at=time.time(),
+                    in_flight=on_wire + waiting,
+                    user_agent=app[keys.SENDER].local_contact,
+                    listener=None
+                    if listener is None
+                    else f"{uri_host(listener.host)}:{listener.port}"
+                    + (f" (tls {listener.tls_port})" if listener.tls_port else ""),
+                )
+            )
+        except SipBridgeError as exc:
+            log.warning("heartbeat not written: %s", exc.detail)
+        await asyncio.sleep(BEAT_EVERY)
 
 
 async def _start_listener(

@@ -1,4 +1,5 @@
-"""API keys: `Authorization: Bearer <key>` on every route but the public ones.
+"""API keys: `Authorization: Bearer <key>` on every /v1 route but the public ones, at a level:
+keys from the settings are Administrator, keys made with `sipbridge keys add` have their own.
 
 A client address that keeps presenting wrong keys is throttled (`throttle.FailureThrottle`): past
 `api_auth_failure_limit` failures within `api_auth_failure_window` seconds it gets 429 with
@@ -9,7 +10,6 @@ the count, so a client with a good key never reaches the limit by itself.
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
 from pathlib import Path
@@ -17,43 +17,44 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from sipbridge.admin.auth import bearer_level, is_device_api
 from sipbridge.api import keys
-from sipbridge.errors import AuthThrottled, StartupError, Unauthorized
+from sipbridge.errors import AuthThrottled, Forbidden, StartupError, Unauthorized
+from sipbridge.levels import Level
 
 PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/health"})
+METRICS_PATH = "/metrics"
 
 
-def key_matches(presented: str, accepted: frozenset[str]) -> bool:
-    # Compare against every key in constant time, so timing reveals neither key nor match.
-    # aiohttp hands undecodable header bytes over as surrogates: keep them, so they only mismatch.
-    candidate = presented.encode("utf-8", "surrogateescape")
-    found = False
-    for key in accepted:
-        found |= hmac.compare_digest(candidate, key.encode())
-    return found
+# A front-API read (GET, HEAD) needs Monitor; commands and writes need Administrator.
+READS = frozenset({"GET", "HEAD"})
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
-        throttle = request.app[keys.AUTH_THROTTLE]
-        client = request.remote or "unknown"
-        wait = throttle.retry_after(client)
-        if wait is not None:
-            raise AuthThrottled(
-                "too many requests with a wrong or missing API key from this address",
-                retry_after=wait,
-            )
-        header = request.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
-            throttle.failed(client)
-            raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-        if not key_matches(presented.strip(), request.app[keys.API_KEYS]):
-            throttle.failed(client)
-            raise Unauthorized("the API key is not valid")
-        throttle.succeeded(client)
+    """/v1 (all but the public paths): a Bearer key at the level the method needs. /api (the
+    device API) and /metrics authenticate themselves (admin/auth.py)."""
+    path = request.path
+    if path in PUBLIC_PATHS or is_device_api(path) or path == METRICS_PATH:
+        return await handler(request)
+    level = bearer_level(request)
+    if level is None:
+        _throttle(request)
+        request.app[keys.AUTH_THROTTLE].failed(request.remote or "unknown")
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    needed = Level.MONITOR if request.method in READS else Level.ADMINISTRATOR
+    if level < needed:
+        raise Forbidden(f"{request.method} {path} needs a key of level {needed.title}")
     return await handler(request)
+
+
+def _throttle(request: web.Request) -> None:
+    wait = request.app[keys.AUTH_THROTTLE].retry_after(request.remote or "unknown")
+    if wait is not None:
+        raise AuthThrottled(
+            "too many requests with a wrong or missing API key from this address",
+            retry_after=wait,
+        )
 
 
 def stored_or_new_key(data_dir: Path) -> tuple[str, Path, bool]:

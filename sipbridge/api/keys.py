@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sipbridge.api.throttle import FailureThrottle
-from sipbridge.commands import CallControl
-from sipbridge.config import Settings
+# The keys the device API reads too: one object each (admin/keys.py).
+from sipbridge.admin.keys import (
+    AUTH_THROTTLE,
+    CREDENTIALS,
+    KEY_RING,
+    METRICS_ALLOW,
+    SETTINGS,
+    STARTED_AT,
+    STORE,
+    USERS,
+)
+from sipbridge.admin.telemetry import Telemetry
+from sipbridge.commands import CallControl, Lanes
 from sipbridge.phone.access import PhoneAccessBook
 from sipbridge.phone.http import PhoneHttpClient
 from sipbridge.phone.profiles import ProfileBook
 from sipbridge.sip.listener import ListenerSockets, SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender
-from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.subscriptions import DialogSubscriptions
 
-SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", TrackerStore)
 SENDER = web.AppKey("sender", NotifySender)
 CONTROL = web.AppKey("control", CallControl)
 API_KEYS = web.AppKey("api_keys", frozenset)
@@ -29,4 +36,29 @@ LISTENER = web.AppKey("listener", SipListener)
 SUBSCRIPTIONS = web.AppKey("subscriptions", DialogSubscriptions)
 WORKER = web.AppKey("worker", int)
 PHONE_NETWORKS = web.AppKey("phone_networks", PhoneNetworks)
-AUTH_THROTTLE = web.AppKey("auth_throttle", FailureThrottle)
+LANES = web.AppKey("lanes", Lanes)
+TELEMETRY = web.AppKey("telemetry", Telemetry)
+
+__all__ = [
+    "API_KEYS",
+    "AUTH_THROTTLE",
+    "CONTROL",
+    "CREDENTIALS",
+    "KEY_RING",
+    "LANES",
+    "LISTENER",
+    "LISTENER_SOCKETS",
+    "METRICS_ALLOW",
+    "PHONE_ACCESS",
+    "PHONE_HTTP",
+    "PHONE_NETWORKS",
+    "PROFILES",
+    "SENDER",
+    "SETTINGS",
+    "STARTED_AT",
+    "STORE",
+    "SUBSCRIPTIONS",
+    "TELEMETRY",
+    "USERS",
+    "WORKER",
+]

@@ -26,6 +26,8 @@ STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.MalformedBody, 400, "malformed-json"),
     (errors.AuthThrottled, 429, "auth-throttled"),
     (errors.Unauthorized, 401, "unauthorized"),
+    (errors.Forbidden, 403, "forbidden"),
+    (errors.Conflict, 409, "conflict"),
     (errors.UnknownPhone, 404, "unknown-phone"),
     (errors.UnknownCall, 404, "unknown-call"),
     (errors.NotFound, 404, "not-found"),
@@ -49,12 +51,21 @@ STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.PhoneAuthFailed, 502, "phone-auth-failed"),
     (errors.RemoteError, 502, "bad-gateway"),
     (errors.StoreError, 503, "store-unavailable"),
+    (errors.NotSetUp, 503, "not-set-up"),
     (errors.ProfileError, 500, "profile-error"),
     (errors.SipBridgeError, 500, "internal"),
 )
 
 
-def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> web.Response:
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    challenge: str = 'Bearer realm="sipbridge"',
+    **extra: Any,
+) -> web.Response:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
@@ -64,7 +75,7 @@ def problem_response(status: int, slug: str, title: str, detail: str, **extra: A
     body.update({k: v for k, v in extra.items() if v is not None})
     headers = {}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="sipbridge"'
+        headers["WWW-Authenticate"] = challenge
     return web.json_response(
         body, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers
     )
@@ -89,6 +100,8 @@ def from_error(exc: errors.SipBridgeError) -> web.Response:
         extra["http_status"] = exc.http_status
         extra["poly_status"] = exc.poly_status
         extra["poly_meaning"] = exc.poly_meaning
+    if isinstance(exc, errors.Unauthorized):
+        extra["challenge"] = exc.challenge
     response = problem_response(status, slug, exc.title, exc.detail, **extra)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)

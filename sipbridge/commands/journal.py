@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sipbridge.commands.observe import CommandObserver, NoObserver
 from sipbridge.commands.outcome import CommandResult
 from sipbridge.errors import PhoneRefused, PhoneRejected, PhoneTimeout, SipBridgeError, StoreError
 from sipbridge.tracker.group_commit import GroupCommit
@@ -39,8 +40,9 @@ class Completed:
 
 
 class Journal:
-    def __init__(self, writes: GroupCommit) -> None:
+    def __init__(self, writes: GroupCommit, *, observer: CommandObserver | None = None) -> None:
         self._writes = writes
+        self._observer: CommandObserver = observer or NoObserver()
 
     async def run(self, source: str, command: Awaitable[Completed]) -> CommandResult:
         """Await `command`, record how it ended; the result or the error passes through."""
@@ -54,10 +56,11 @@ class Journal:
         except SipBridgeError as exc:
             # A failure has no result to time it: its latency is how long the caller waited.
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            entry_id = await self._write_entry(_failure_entry(source, exc, latency_ms))
+            entry = _failure_entry(source, exc, latency_ms)
+            entry_id = await self._write_entry(entry)
             if isinstance(exc, PhoneTimeout) and exc.late is not None and entry_id is not None:
                 late = exc.late
-                late.add_done_callback(lambda _: self._record_late(entry_id, late))
+                late.add_done_callback(lambda _: self._record_late(entry_id, entry, late))
             raise
         await self._commit(source, done)
         return done.result
@@ -77,6 +80,7 @@ class Journal:
 
         try:
             await self._writes.write(record)
+            self._observer.command_ended(entry, written=True)
             return
         except SipBridgeError:
             pass  # which of the two failed? the state change alone decides
@@ -96,7 +100,9 @@ class Journal:
             raise error from exc
         await self._write_entry(entry)
 
-    def _record_late(self, entry_id: int, late: asyncio.Future[Completed]) -> None:
+    def _record_late(
+        self, entry_id: int, entry: CommandLogEntry, late: asyncio.Future[Completed]
+    ) -> None:
         """Write how a command that got 504 after it left really ended onto its entry, with
         the state change a late 2xx makes, in one write."""
         if late.cancelled():
@@ -114,6 +120,7 @@ class Journal:
             status = _status(failure) if isinstance(failure, SipBridgeError) else None
             latency_ms = None
         log.info("command log entry %d: late outcome %s (%s)", entry_id, outcome, reason)
+        self._observer.late_outcome(entry, outcome)
 
         def record() -> None:
             if change is not None:
@@ -126,11 +133,14 @@ class Journal:
 
     async def _write_entry(self, entry: CommandLogEntry) -> int | None:
         try:
-            return await self._writes.write(lambda: self._writes.store.log_command(entry))
+            entry_id = await self._writes.write(lambda: self._writes.store.log_command(entry))
         except SipBridgeError as exc:
             # The command itself is done; a failed log write must not turn it into an error.
             log.error("command log write failed: %s", exc.detail)
+            self._observer.command_ended(entry, written=False)
             return None
+        self._observer.command_ended(entry, written=True)
+        return entry_id
 
 
 def _text(value: object) -> str | None:

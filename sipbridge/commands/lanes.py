@@ -72,6 +72,12 @@ class Lanes:
         lane = self._lanes.get(phone_id)
         return 0 if lane is None else lane.holders
 
+    def load(self) -> tuple[int, int]:
+        """(commands on the wire, commands waiting behind them), over every phone: one on the
+        wire per busy lane, the rest of its holders wait."""
+        busy = [lane.holders for lane in self._lanes.values() if lane.holders]
+        return len(busy), sum(busy) - len(busy)
+
     async def deliver(
         self,
         phone_id: str,

@@ -171,6 +171,57 @@ ALTER TABLE commands ADD COLUMN late_status INTEGER;
 ALTER TABLE commands ADD COLUMN late_reason TEXT;
 ALTER TABLE commands ADD COLUMN late_latency_ms REAL;
 """,
+    # The device API (manual 004): its users and the front-API keys with their levels (hashes
+    # only, tracker/credentials.py), the alarms sipbridge raises (tracker/alarm_log.py) and the
+    # KPI intervals of every worker (tracker/kpi_log.py); each worker's heartbeat (status).
+    """
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    level         TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE api_keys (
+    name       TEXT PRIMARY KEY,
+    level      TEXT NOT NULL,
+    key_hash   TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE alarms_active (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    severity    TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    description TEXT NOT NULL,
+    raised_at   REAL NOT NULL,
+    changed_at  REAL NOT NULL
+);
+CREATE TABLE alarm_history (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    description TEXT NOT NULL,
+    at          REAL NOT NULL
+);
+CREATE TABLE workers (
+    idx        INTEGER PRIMARY KEY,
+    pid        INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at    REAL NOT NULL,
+    in_flight  INTEGER NOT NULL,
+    user_agent TEXT,
+    listener   TEXT
+);
+CREATE TABLE kpi_samples (
+    interval_start REAL NOT NULL,
+    worker         INTEGER NOT NULL,
+    name           TEXT NOT NULL,
+    value          REAL NOT NULL,
+    PRIMARY KEY (interval_start, worker, name)
+) WITHOUT ROWID;
+""",
 )
 
 _LOCATE = (
@@ -351,6 +402,16 @@ class TrackerStore:
                     self._db.execute("ROLLBACK")
             raise
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One statement on a table another tracker module owns (credentials, alarms, KPIs:
+        each keeps its SQL beside its model); its rows, sqlite3 errors as StoreError."""
+        with _TRANSLATED:
+            return self._db.execute(sql, params).fetchall()
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with _TRANSLATED:
+            self._db.executemany(sql, rows)
+
     # -- phones ------------------------------------------------------------------------------
 
     def register_phone(
@@ -430,6 +491,16 @@ class TrackerStore:
                 (self.now(),),
             ).fetchall()
         return [_phone(row) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """(phones registered now, calls tracked): the device API's status."""
+        with _TRANSLATED:
+            row = self._db.execute(
+                "SELECT (SELECT count(*) FROM phones WHERE registered_until > ?),"
+                " (SELECT count(*) FROM calls)",
+                (self.now(),),
+            ).fetchone()
+        return int(row[0]), int(row[1])
 
     def registration(self, phone_id: str) -> Phone | None:
         """The phone's record even if expired (the registrar orders refreshes by it)."""

@@ -10,21 +10,48 @@ import sipbridge
 ROOT = Path(sipbridge.__file__).parent
 
 # Each part and what it may import from sipbridge (besides itself). Lower parts know nothing
-# of the parts above them: api → commands → phone / catalog / tracker / sip; pbx → commands.
+# of the parts above them: api → admin → commands → phone / catalog / tracker / sip; pbx →
+# commands.
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
+    "levels": set(),
     "tls": {"errors"},
     "catalog": {"errors"},
     "sip": {"errors", "tls"},
-    "tracker": {"errors", "sip"},
+    "tracker": {"errors", "levels", "sip"},
     "phone": {"errors", "catalog", "sip"},
     "commands": {"errors", "catalog", "sip", "tracker", "phone"},
     "pbx": {"errors", "catalog", "sip", "tracker", "commands"},
     "sim": {"errors", "catalog", "sip"},
     "config": {"errors", "sip"},
-    "api": {"errors", "tls", "catalog", "sip", "tracker", "phone", "commands", "pbx", "config"},
+    "admin": {"errors", "levels", "tls", "config", "sip", "tracker", "commands"},
+    "api": {
+        "errors",
+        "levels",
+        "tls",
+        "catalog",
+        "sip",
+        "tracker",
+        "phone",
+        "commands",
+        "pbx",
+        "config",
+        "admin",
+    },
     "workers": {"errors", "config"},
-    "cli": {"errors", "tls", "catalog", "tracker", "phone", "api", "config", "sim", "workers"},
+    "cli": {
+        "errors",
+        "levels",
+        "tls",
+        "catalog",
+        "tracker",
+        "phone",
+        "api",
+        "admin",
+        "config",
+        "sim",
+        "workers",
+    },
     "__main__": {"cli"},
     "__init__": set(),
 }

@@ -9,9 +9,9 @@ import stat
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.api import create_app
 from sipbridge.api.auth import stored_or_new_key
-from sipbridge.api.throttle import FailureThrottle
 from sipbridge.config import Settings
 from sipbridge.errors import StartupError
 from sipbridge.sip.sender import FakeSender

@@ -3,8 +3,9 @@
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from sipbridge.admin.identity import key_matches
 from sipbridge.api import create_app
-from sipbridge.api.auth import key_matches, stored_or_new_key
+from sipbridge.api.auth import stored_or_new_key
 from sipbridge.config import Settings
 from sipbridge.sip.sender import FakeSender
 

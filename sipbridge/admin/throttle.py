@@ -1,4 +1,4 @@
-"""Failed authentications per client address, for the API's auth middleware (bounded memory)."""
+"""Failed authentications per client address, for both auth middlewares (bounded memory)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,25 @@
+"""Typed keys for what the device API reads from the application (aiohttp `web.AppKey`).
+The front API's `api/keys.py` re-exports the ones both use, so each exists once."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from aiohttp import web
+
+from sipbridge.admin.identity import KeyRing, UserGate
+from sipbridge.admin.throttle import FailureThrottle
+from sipbridge.config import Settings
+from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.credentials import Credentials
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", TrackerStore)
+AUTH_THROTTLE = web.AppKey("auth_throttle", FailureThrottle)
+CREDENTIALS = web.AppKey("credentials", Credentials)
+METRICS_ALLOW = web.AppKey(
+    "metrics_allow", tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+)
+STARTED_AT = web.AppKey("started_at", float)
+USERS = web.AppKey("users", UserGate)
+KEY_RING = web.AppKey("key_ring", KeyRing)
