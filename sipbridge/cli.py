@@ -1,4 +1,5 @@
-"""The `sipbridge` command: serve, demo, phones, calls, openapi."""
+"""The `sipbridge` command: serve, demo, phones, calls, users, keys, openapi, catalog,
+profiles."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import click
 from aiohttp import ClientSession, web
 from pydantic import ValidationError
 
+from sipbridge.admin.cli import commands as admin_commands
 from sipbridge.api import create_app
 from sipbridge.api.openapi import build_openapi
 from sipbridge.config import ConfigFileError, Settings, load_settings
@@ -288,3 +290,7 @@ def profiles_command(config_file: Path | None) -> None:
             + (f", digest+sessions from {format_version(digest)}" if digest else "")
             + ("" if profile.rest_api else "  (no REST API)")
         )
+
+
+for _command in admin_commands(_settings, config_option):
+    main.add_command(_command)

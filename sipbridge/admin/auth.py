@@ -89,8 +89,13 @@ async def device_api_middleware(request: web.Request, handler: Handler) -> web.S
     match = request.match_info
     if match.http_exception is not None and match.http_exception.status == 404:
         raise match.http_exception  # after authenticating: the tree is not shown to strangers
+    # A method the route lacks has no route resource (aiohttp's 405): find its row by path.
     route = match.route.resource
-    resource = permissions.resource(route.canonical) if route is not None else None
+    resource = (
+        permissions.resource(route.canonical)
+        if route is not None
+        else permissions.resource_at(request.path)
+    )
     if resource is None:
         raise web.HTTPNotFound()
     method = "GET" if request.method == "HEAD" else request.method

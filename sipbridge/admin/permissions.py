@@ -10,6 +10,7 @@ a test catches (tests/unit/admin/test_permissions.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -63,8 +64,30 @@ RESOURCES: tuple[Resource, ...] = (
 _BY_ROUTE = {resource.route: resource for resource in RESOURCES}
 
 
+def _pattern(route: str) -> re.Pattern[str]:
+    """A route template as a regex: `{id}` one segment, `{tail}` the rest of the path."""
+    parts = re.split(r"(\{\w+\})", route)
+    regex = "".join(
+        ("(.+)" if part == "{tail}" else "([^/]+)") if part.startswith("{") else re.escape(part)
+        for part in parts
+    )
+    return re.compile(regex + "$")
+
+
+_PATTERNS = [(_pattern(r.route), r) for r in RESOURCES if "{" in r.route]
+
+
 def resource(route: str) -> Resource | None:
+    """The row of a route (aiohttp's canonical form)."""
     return _BY_ROUTE.get(route)
+
+
+def resource_at(path: str) -> Resource | None:
+    """The row whose route a request path falls under (fixed routes first, as aiohttp)."""
+    found = _BY_ROUTE.get(path)
+    if found is not None:
+        return found
+    return next((r for pattern, r in _PATTERNS if pattern.match(path)), None)
 
 
 def children(route: str) -> list[Resource]:

@@ -150,7 +150,7 @@ class Credentials:
         )
         return key
 
-    def keys(self) -> list[ApiKey]:
+    def api_keys(self) -> list[ApiKey]:
         rows = self._store.execute("SELECT name, level, created_at FROM api_keys ORDER BY name")
         return [ApiKey(r[0], Level.parse(r[1]), r[2]) for r in rows]
 
