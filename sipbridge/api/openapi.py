@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from sipbridge import __version__
+from sipbridge.admin import openapi as device_openapi
 from sipbridge.api import schemas
 from sipbridge.api.problems import PROBLEM_CONTENT_TYPE
 from sipbridge.catalog import CALL_ID_PATTERN
@@ -102,7 +103,8 @@ def _path_param(name: str, pattern: str, description: str) -> dict[str, Any]:
 
 
 def build_openapi() -> dict[str, Any]:
-    _, definitions = models_json_schema([(m, "validation") for m in _MODELS], ref_template=_REF)
+    models = (*_MODELS, *device_openapi.MODELS)
+    _, definitions = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     phone = _path_param("phone", PHONE_ID_PATTERN, "Phone id (e.g. the extension).")
     call = _path_param("call_id", CALL_ID_PATTERN, "SIP Call-ID, percent-encoded.")
     paths: dict[str, Any] = {
@@ -223,6 +225,7 @@ def build_openapi() -> dict[str, Any]:
         if action.body.model_fields:
             operation["requestBody"] = _json_body(action.body)
         paths[f"/v1/calls/{{call_id}}/{action.name}"] = {"parameters": [call], "post": operation}
+    paths.update(device_openapi.paths(_ref(schemas.Problem)))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -232,7 +235,10 @@ def build_openapi() -> dict[str, Any]:
         },
         "components": {
             "schemas": definitions["$defs"],
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                **device_openapi.SECURITY_SCHEME,
+            },
         },
         "security": [{"apiKey": []}],
         "paths": paths,

@@ -18,7 +18,8 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
+from aiohttp import encode_basic_auth, web
+from pydantic import SecretStr
 from schemathesis import checks as st_checks
 
 from sipbridge.api import create_app
@@ -28,6 +29,13 @@ from sipbridge.sip.sender import FakeSender
 
 KEY = "fuzz-test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+ADMIN_PASSWORD = "fuzz-admin-password-1"
+DEVICE_AUTH = {"Authorization": encode_basic_auth("admin", ADMIN_PASSWORD)}
+
+
+def credentials_for(path: str) -> dict[str, str]:
+    """/api takes a device-API user (Basic), the rest a key (Bearer)."""
+    return DEVICE_AUTH if path == "/api" or path.startswith("/api/") else AUTH
 
 
 @schemathesis.check
@@ -68,6 +76,7 @@ class ServedApp:
             subscribe_dialogs="none",
             # The fuzzer sends wrong keys on purpose; it must not lock itself out.
             api_auth_failure_limit=100_000,
+            admin_password=SecretStr(ADMIN_PASSWORD),
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -116,7 +125,7 @@ def test_the_served_document_is_the_one_fuzzed(served):
 @schema.parametrize()
 @SETTINGS
 def test_every_operation(case, served):
-    case.call_and_validate(base_url=served.url, headers=AUTH, checks=CHECKS)
+    case.call_and_validate(base_url=served.url, headers=credentials_for(case.path), checks=CHECKS)
 
 
 def test_stateful(served):
@@ -145,7 +154,7 @@ def test_stateful(served):
             assert (phone.status_code, call.status_code) == (200, 200)
 
         def get_call_kwargs(self, case):
-            return {"headers": AUTH, "base_url": served.url}
+            return {"headers": credentials_for(case.path), "base_url": served.url}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             answered[(case.method, case.path, response.status_code)] += 1
