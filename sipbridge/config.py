@@ -308,6 +308,29 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Alarm history rows kept; the oldest go first. Survives restarts.",
     )
+    # -- events (issue #18; docs/events.md) ------------------------------------------------------
+    event_retention: float = Field(
+        default=86_400.0,
+        ge=60,
+        le=31 * 86_400,
+        description="Seconds the event log keeps events (SSE resumes, webhooks redeliver).",
+    )
+    event_max_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Events the log keeps at most, newest first, whatever their age.",
+    )
+    sse_heartbeat: float = Field(
+        default=15.0, gt=0, le=300, description="Seconds between SSE heartbeat comments."
+    )
+    sse_queue_limit: int = Field(
+        default=1_000,
+        ge=10,
+        le=1_000_000,
+        description="Events one SSE client may fall behind before it is cut off (with a final "
+        "event saying where to resume).",
+    )
     alarm_unreachable_after: int = Field(
         default=3,
         ge=1,

@@ -64,5 +64,8 @@ class CommandLogEntry:
     late_status: int | None = None
     late_reason: str | None = None
     late_latency_ms: float | None = None
+    # The caller's own string (the Client-State header), echoed on the events this caused;
+    # not kept in the command log itself.
+    client_state: str | None = None
     id: int | None = None
     at: float | None = None

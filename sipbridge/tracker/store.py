@@ -7,6 +7,7 @@ The clock is passed in so expiry is testable without sleeping.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -222,7 +223,33 @@ CREATE TABLE kpi_samples (
     PRIMARY KEY (interval_start, worker, name)
 ) WITHOUT ROWID;
 """,
+    # The event log (tracker/event_log.py): every change the tracker makes and every command's
+    # end, written in the same transaction as the change. Ids only grow: pruning keeps the
+    # newest row, so SQLite's next id (max + 1) never goes back.
+    """
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY,
+    at           REAL NOT NULL,
+    type         TEXT NOT NULL,
+    phone        TEXT,
+    call_id      TEXT,
+    sequence     INTEGER,
+    data         TEXT NOT NULL,
+    client_state TEXT
+);
+CREATE INDEX events_by_call ON events(call_id, sequence) WHERE call_id IS NOT NULL;
+""",
 )
+
+# (state before, state after) -> the event a call change is; (None, state): a call first seen.
+CALL_EVENTS: dict[tuple[str | None, str], str] = {
+    (None, "ringing"): "call.ringing",
+    (None, "connected"): "call.connected",
+    (None, "held"): "call.held",
+    ("ringing", "connected"): "call.connected",
+    ("connected", "held"): "call.held",
+    ("held", "connected"): "call.resumed",
+}
 
 _LOCATE = (
     "SELECT "
@@ -402,6 +429,74 @@ class TrackerStore:
                     self._db.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A change and its events commit together: a SAVEPOINT, which nests inside a batch
+        (`transaction`, the group commit) and is its own transaction outside one."""
+        with _TRANSLATED:
+            self._db.execute("SAVEPOINT change")
+        try:
+            yield
+        except BaseException:
+            with _TRANSLATED:
+                self._db.execute("ROLLBACK TO change")
+                self._db.execute("RELEASE change")
+            raise
+        with _TRANSLATED:
+            self._db.execute("RELEASE change")
+
+    def _emit(
+        self,
+        kind: str,
+        *,
+        phone: str | None,
+        call_id: str | None = None,
+        data: dict[str, Any] | None = None,
+        client_state: str | None = None,
+    ) -> None:
+        """Append one event (inside the caller's `_atomic`)."""
+        sequence = None
+        if call_id is not None:
+            sequence = self._db.execute(
+                "SELECT coalesce(max(sequence), 0) + 1 FROM events WHERE call_id = ?", (call_id,)
+            ).fetchone()[0]
+        self._db.execute(
+            "INSERT INTO events (at, type, phone, call_id, sequence, data, client_state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.now(),
+                kind,
+                phone,
+                call_id,
+                sequence,
+                json.dumps(data or {}, separators=(",", ":")),
+                client_state,
+            ),
+        )
+
+    def record_event(
+        self,
+        kind: str,
+        *,
+        phone: str | None,
+        call_id: str | None = None,
+        data: dict[str, Any] | None = None,
+        client_state: str | None = None,
+    ) -> None:
+        """An event that comes with no tracker change of its own (a command queued)."""
+        with self._atomic(), _TRANSLATED:
+            self._emit(kind, phone=phone, call_id=call_id, data=data, client_state=client_state)
+
+    def _calls_of(self, phone_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(call_id, phone_id) of the calls those phones hold (they end with the phone)."""
+        if not phone_ids:
+            return []
+        slots = ", ".join("?" * len(phone_ids))
+        rows = self._db.execute(
+            f"SELECT call_id, phone_id FROM calls WHERE phone_id IN ({slots})", tuple(phone_ids)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """One statement on a table another tracker module owns (credentials, alarms, KPIs:
         each keeps its SQL beside its model); its rows, sqlite3 errors as StoreError."""
@@ -436,9 +531,13 @@ class TrackerStore:
         """
         keep_pin = isinstance(profile, KeepPin)
         now = self.now()
-        with _TRANSLATED:
-            # One statement: the kept pin is read and written by SQLite itself (no SELECT
-            # first), and RETURNING gives back the row as stored.
+        with self._atomic(), _TRANSLATED:
+            before = self._db.execute(
+                "SELECT registered_until, user_agent, profile FROM phones WHERE id = ?",
+                (phone_id,),
+            ).fetchone()
+            # The kept pin is read and written by SQLite itself, and RETURNING gives back the
+            # row as stored.
             row = self._db.execute(
                 f"INSERT INTO phones ({_PHONE_COLUMNS}) VALUES ({_PHONE_SLOTS}) "
                 "ON CONFLICT(id) DO UPDATE SET aor=excluded.aor, contact=excluded.contact, "
@@ -465,13 +564,45 @@ class TrackerStore:
                     keep_pin,
                 ),
             ).fetchone()
-        return _phone(row)
+            stored = _phone(row)
+            if before is None or before["registered_until"] <= now:
+                self._emit(
+                    "phone.registered",
+                    phone=phone_id,
+                    data={
+                        "contact": contact,
+                        "transport": transport,
+                        "user_agent": user_agent,
+                        "learned_from": learned_from,
+                        "expires": expires,
+                    },
+                )
+            elif (before["user_agent"], before["profile"]) != (stored.user_agent, stored.profile):
+                self._emit(
+                    "phone.profile_changed",
+                    phone=phone_id,
+                    data={
+                        "user_agent": stored.user_agent,
+                        "profile": stored.profile,
+                        "previous_user_agent": before["user_agent"],
+                        "previous_profile": before["profile"],
+                    },
+                )
+        return stored
 
     def remove_phone(self, phone_id: str) -> bool:
         """Forget a phone and the calls it held."""
-        with _TRANSLATED:
+        with self._atomic(), _TRANSLATED:
+            calls = self._calls_of([phone_id])
             cursor = self._db.execute("DELETE FROM phones WHERE id = ?", (phone_id,))
+            if cursor.rowcount > 0:
+                self._ended(calls, reason="phone unregistered")
+                self._emit("phone.unregistered", phone=phone_id)
         return cursor.rowcount > 0
+
+    def _ended(self, calls: Sequence[tuple[str, str]], *, reason: str) -> None:
+        for call_id, phone_id in calls:
+            self._emit("call.ended", phone=phone_id, call_id=call_id, data={"reason": reason})
 
     def phone(self, phone_id: str) -> Phone:
         """A registered phone; an expired registration no longer resolves."""
@@ -512,11 +643,22 @@ class TrackerStore:
 
     def purge_expired(self) -> list[str]:
         """Forget registrations that have run out, with their calls; returns their ids."""
-        with _TRANSLATED:
-            rows = self._db.execute(
-                "DELETE FROM phones WHERE registered_until <= ? RETURNING id", (self.now(),)
-            ).fetchall()
-        return sorted(row["id"] for row in rows)
+        with self._atomic(), _TRANSLATED:
+            expired = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT id FROM phones WHERE registered_until <= ?", (self.now(),)
+                ).fetchall()
+            ]
+            if not expired:
+                return []
+            calls = self._calls_of(expired)
+            slots = ", ".join("?" * len(expired))
+            self._db.execute(f"DELETE FROM phones WHERE id IN ({slots})", tuple(expired))
+            self._ended(calls, reason="registration expired")
+            for phone_id in expired:
+                self._emit("phone.expired", phone=phone_id)
+        return sorted(expired)
 
     def audit(self, source: str, action: str, detail: str) -> None:
         with _TRANSLATED:
@@ -568,8 +710,8 @@ class TrackerStore:
         return [(r["at"], r["source"], r["action"], r["detail"]) for r in rows]
 
     def log_command(self, entry: CommandLogEntry) -> int:
-        """Append `entry`; returns its id."""
-        with _TRANSLATED:
+        """Append `entry`, and its command.completed / command.failed event; returns its id."""
+        with self._atomic(), _TRANSLATED:
             cursor = self._db.execute(
                 "INSERT INTO commands (at, source, phone_id, call_id, command_uri, transport, "
                 "outcome, status, reason, latency_ms, sent) "
@@ -588,7 +730,24 @@ class TrackerStore:
                     entry.sent,
                 ),
             )
-        return int(cursor.lastrowid or 0)
+            entry_id = int(cursor.lastrowid or 0)
+            self._emit(
+                "command.completed" if entry.outcome == "ok" else "command.failed",
+                phone=entry.phone_id,
+                call_id=entry.call_id,
+                data={
+                    "command_id": entry_id,
+                    "command_uri": entry.command_uri,
+                    "transport": entry.transport,
+                    "outcome": entry.outcome,
+                    "status": entry.status,
+                    "reason": entry.reason,
+                    "latency_ms": entry.latency_ms,
+                    "sent": entry.sent,
+                },
+                client_state=entry.client_state,
+            )
+        return entry_id
 
     def record_late_outcome(
         self,
@@ -657,26 +816,66 @@ class TrackerStore:
         """Record that `phone_id` holds `call_id`; keeps first_seen on a repeat."""
         self.phone(phone_id)  # the phone must be registered
         now = self.now()
-        with _TRANSLATED:
+        with self._atomic(), _TRANSLATED:
+            before = self._db.execute(
+                "SELECT phone_id, state FROM calls WHERE call_id = ?", (call_id,)
+            ).fetchone()
             self._db.execute(
                 f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(call_id) DO UPDATE SET phone_id=excluded.phone_id, "
                 "state=excluded.state, updated_at=excluded.updated_at",
                 (call_id, phone_id, state, now, now),
             )
+            if before is not None and before["phone_id"] != phone_id:
+                self._ended([(call_id, before["phone_id"])], reason=f"moved to {phone_id}")
+                before = None
+            self._changed(call_id, phone_id, None if before is None else before["state"], state)
         return self.call(call_id)
 
-    def set_call_state(self, call_id: str, state: CallState) -> None:
-        with _TRANSLATED:
+    def _changed(
+        self,
+        call_id: str,
+        phone_id: str,
+        before: str | None,
+        after: str,
+        client_state: str | None = None,
+    ) -> None:
+        """The call event a state change is (docs/events.md): nothing when nothing changed."""
+        if before == after:
+            return
+        kind = CALL_EVENTS.get((before, after)) or CALL_EVENTS.get((None, after), "call." + after)
+        data = {"state": after, "previous_state": before}
+        self._emit(kind, phone=phone_id, call_id=call_id, data=data, client_state=client_state)
+
+    def set_call_state(
+        self, call_id: str, state: CallState, *, client_state: str | None = None
+    ) -> None:
+        with self._atomic(), _TRANSLATED:
+            before = self._db.execute(
+                "SELECT phone_id, state FROM calls WHERE call_id = ?", (call_id,)
+            ).fetchone()
+            if before is None:
+                return
             self._db.execute(
                 "UPDATE calls SET state = ?, updated_at = ? WHERE call_id = ?",
                 (state, self.now(), call_id),
             )
+            self._changed(call_id, before["phone_id"], before["state"], state, client_state)
 
-    def remove_call(self, call_id: str) -> bool:
-        with _TRANSLATED:
-            cursor = self._db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,))
-        return cursor.rowcount > 0
+    def remove_call(self, call_id: str, *, client_state: str | None = None) -> bool:
+        with self._atomic(), _TRANSLATED:
+            rows = self._db.execute(
+                "DELETE FROM calls WHERE call_id = ? RETURNING phone_id", (call_id,)
+            ).fetchall()
+            for row in rows:
+                self._emit(
+                    "call.ended",
+                    phone=row[0],
+                    call_id=call_id,
+                    data={"reason": "ended"},
+                    client_state=client_state,
+                )
+        return bool(rows)
 
     def call(self, call_id: str) -> Call:
         with _TRANSLATED:
