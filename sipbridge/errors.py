@@ -12,6 +12,7 @@
     │   │   └── AuthThrottled     ... too many of those from one address (retry later)
     │   ├── Forbidden             authenticated, but below the level the resource needs
     │   ├── Conflict              the request contradicts what exists (a name already taken)
+    │   │   └── StateConflict     ... the tracked call is in the wrong state (`?force=true`)
     │   ├── NotFound              unknown route, phone, call or action
     │   │   ├── UnknownPhone
     │   │   └── UnknownCall
@@ -129,6 +130,16 @@ class Forbidden(RequestError):
 
 class Conflict(RequestError):
     title = "Conflict"
+
+
+class StateConflict(Conflict):
+    """The tracked call is not in a state the action makes sense in (the state guard)."""
+
+    title = "Call state conflict"
+
+    def __init__(self, detail: str, *, state: str) -> None:
+        super().__init__(detail)
+        self.state = state
 
 
 class AuthThrottled(Unauthorized):

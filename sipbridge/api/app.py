@@ -27,6 +27,8 @@ from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.admin.views import routes as device_api_routes
 from sipbridge.api import keys
 from sipbridge.api.auth import auth_middleware, stored_or_new_key
+from sipbridge.api.events import EVENT_HUB, HEARTBEAT, EventHub
+from sipbridge.api.events import routes as event_routes
 from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
 from sipbridge.api.views import routes
@@ -54,6 +56,7 @@ from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.credentials import Credentials
+from sipbridge.tracker.event_log import EventLog
 from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.heartbeat import BEAT_EVERY, Heartbeats, WorkerBeat
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
@@ -121,6 +124,7 @@ def create_app(
     app.router.add_get("/v1/openapi.json", openapi_view)
     app.router.add_routes(routes)
     app.router.add_routes(device_api_routes)
+    app.router.add_routes(event_routes)
 
     async def tracker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store or TrackerStore(settings.database_path)
@@ -235,6 +239,7 @@ def create_app(
             loop.create_task(_expire_registrations(app)),
             loop.create_task(_prune_command_log(app[keys.STORE], settings)),
             loop.create_task(_prune_audit(app[keys.STORE], settings)),
+            loop.create_task(_prune_events(app[keys.STORE], settings)),
         ]
         yield
         for task in background:
@@ -246,6 +251,22 @@ def create_app(
         """What counts and watches the command path: alarms, KPIs, metrics (admin/)."""
         app[keys.TELEMETRY] = Telemetry()
         yield
+
+    async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The live end of the event log for this worker's SSE clients (api/events.py)."""
+        hub = EventHub(EventLog(app[keys.STORE]), queue_limit=settings.sse_queue_limit)
+        hub.start()
+        app[EVENT_HUB] = hub
+        app[HEARTBEAT] = settings.sse_heartbeat
+        yield
+        await hub.stop()
+
+    async def end_streams(app: web.Application) -> None:
+        """Open SSE streams end before the server waits for its connections to close."""
+        if EVENT_HUB in app:
+            app[EVENT_HUB].closing = True
+
+    app.on_shutdown.append(end_streams)
 
     async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
         """Every worker's heartbeat (the device API's status sums them)."""
@@ -267,6 +288,7 @@ def create_app(
     if primary:
         app.cleanup_ctx.append(listener_ctx)
         app.cleanup_ctx.append(housekeeping_ctx)
+    app.cleanup_ctx.append(events_ctx)
     app.cleanup_ctx.append(heartbeat_ctx)
     return app
 
@@ -425,6 +447,23 @@ async def _prune_audit(store: TrackerStore, settings: Settings, every: float = 1
             )
         except SipBridgeError as exc:
             log.error("could not prune the audit table: %s", exc.detail)
+            gone = 0
+        pause = 0.1 if gone >= batch else every
+
+
+async def _prune_events(store: TrackerStore, settings: Settings, every: float = 10.0) -> None:
+    """Keep the event log within `event_retention` and `event_max_rows`, in short deletes."""
+    batch = 1_000
+    pause = every
+    events = EventLog(store)
+    while True:
+        await asyncio.sleep(pause)
+        try:
+            gone = events.prune(
+                max_age=settings.event_retention, max_rows=settings.event_max_rows, at_most=batch
+            )
+        except SipBridgeError as exc:
+            log.error("could not prune the event log: %s", exc.detail)
             gone = 0
         pause = 0.1 if gone >= batch else every
 

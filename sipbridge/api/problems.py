@@ -27,6 +27,7 @@ STATUS: tuple[tuple[type[errors.SipBridgeError], int, str], ...] = (
     (errors.AuthThrottled, 429, "auth-throttled"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.Forbidden, 403, "forbidden"),
+    (errors.StateConflict, 409, "call-state-conflict"),
     (errors.Conflict, 409, "conflict"),
     (errors.UnknownPhone, 404, "unknown-phone"),
     (errors.UnknownCall, 404, "unknown-call"),
@@ -100,6 +101,8 @@ def from_error(exc: errors.SipBridgeError) -> web.Response:
         extra["http_status"] = exc.http_status
         extra["poly_status"] = exc.poly_status
         extra["poly_meaning"] = exc.poly_meaning
+    if isinstance(exc, errors.StateConflict):
+        extra["state"] = exc.state
     if isinstance(exc, errors.Unauthorized):
         extra["challenge"] = exc.challenge
     response = problem_response(status, slug, exc.title, exc.detail, **extra)

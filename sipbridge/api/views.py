@@ -5,6 +5,7 @@ Handlers raise sipbridge errors and never build error responses themselves; `pro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ from sipbridge.api.schemas import (
     ProfileOut,
 )
 from sipbridge.catalog import CALL_ID_PATTERN
-from sipbridge.commands import REQUESTED, CommandResult, Requested
+from sipbridge.commands import REQUESTED, CommandOptions, CommandResult, Planned, Requested
 from sipbridge.errors import InvalidInput, MalformedBody, UnknownPhone, UnsupportedMediaType
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.uri import SipUri, parse_uri, sip_transport
@@ -61,8 +62,34 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 _COMMAND_RESULT = TypeAdapter(CommandResult)
 
 
-def _result_json(result: CommandResult) -> web.Response:
+def _result_json(result: CommandResult | Planned) -> web.Response:
+    if isinstance(result, Planned):
+        body = {"dry_run": True, **dataclasses.asdict(result)}
+        return web.json_response(body)
     return web.Response(body=_COMMAND_RESULT.dump_json(result), content_type="application/json")
+
+
+_CLIENT_STATE = re.compile(r"^[\x20-\x7e]{1,256}$")
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "").lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidInput.one(name, "true or false")
+
+
+def _options(request: web.Request) -> CommandOptions:
+    """`Client-State` (echoed on the command's events), `?force=`, `?dry_run=`."""
+    client_state = request.headers.get("Client-State")
+    if client_state is not None and not _CLIENT_STATE.fullmatch(client_state):
+        raise InvalidInput.one("Client-State", "1 to 256 printable ASCII characters")
+    return CommandOptions(
+        client_state=client_state, force=_flag(request, "force"), dry_run=_flag(request, "dry_run")
+    )
 
 
 def _phone_id(request: web.Request) -> str:
@@ -242,6 +269,7 @@ async def call_action(request: web.Request) -> web.Response:
         body,
         _transport_param(request),
         source=_source(request),
+        options=_options(request),
     )
     return _result_json(result)
 
@@ -251,7 +279,12 @@ async def phone_command(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_model(request, CommandIn)
     result = await request.app[keys.CONTROL].send_command(
-        phone_id, body.command_uri, body.data, _transport_param(request), source=_source(request)
+        phone_id,
+        body.command_uri,
+        body.data,
+        _transport_param(request),
+        source=_source(request),
+        options=_options(request),
     )
     return _result_json(result)
 
@@ -261,7 +294,11 @@ async def dial(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_json(request)
     result = await request.app[keys.CONTROL].dial(
-        phone_id, body, _transport_param(request), source=_source(request)
+        phone_id,
+        body,
+        _transport_param(request),
+        source=_source(request),
+        options=_options(request),
     )
     return _result_json(result)
 

@@ -2,7 +2,7 @@
 record. `CallControl` is the way in; the rest are its steps, each in its own module."""
 
 from sipbridge.commands.actions import CALL_ACTIONS, ENDED, ActionBody, CallAction, DialBody
-from sipbridge.commands.control import CallControl, PbxCommand
+from sipbridge.commands.control import CallControl, CommandOptions, PbxCommand, Planned
 from sipbridge.commands.journal import Completed, Journal
 from sipbridge.commands.lanes import Lanes
 from sipbridge.commands.outcome import CommandResult
@@ -17,12 +17,14 @@ __all__ = [
     "CallAction",
     "CallControl",
     "Carrier",
+    "CommandOptions",
     "CommandResult",
     "Completed",
     "DialBody",
     "Journal",
     "Lanes",
     "PbxCommand",
+    "Planned",
     "Planner",
     "Requested",
     "SharedPhoneLocks",

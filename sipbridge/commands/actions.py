@@ -1,9 +1,11 @@
 """The call actions of the front API, one row each: the Poly command an action becomes, the body
 it takes, and the call's state once the phone has carried it out. Adding an action is one row.
 
-The phone is the authority on a call: sipbridge never refuses an action because its own record
-says the call is in another state (the record may lag the phone); it changes the record only
-after the phone answered 2xx. `ENDED` means the call leaves the phone, and the tracker forgets it.
+The phone is the authority on a call: sipbridge changes its record only after the phone answered
+2xx. An action whose `requires` names states is refused (409, with the tracked state) when the
+tracked call is in none of them: holding a held call, resuming a connected one, answering one
+that does not ring, as PBX phone-control APIs do. The record may lag the phone, so `?force=true`
+sends anyway. `ENDED` means the call leaves the phone, and the tracker forgets it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class CallAction:
     # The call's state once the phone accepted the command; None: the state does not change.
     after: CallState | Ended | None
     summary: str
+    # The tracked states the action makes sense in (the state guard); None: any.
+    requires: frozenset[CallState] | None = None
 
     def state_after(self, current: CallState) -> CallState | Ended:
         return current if self.after is None else self.after
@@ -81,6 +85,7 @@ CALL_ACTIONS: Final[dict[str, CallAction]] = {
             data=_ref,
             after="connected",
             summary="Answer the ringing call.",
+            requires=frozenset({"ringing"}),
         ),
         CallAction(
             name="reject",
@@ -89,6 +94,7 @@ CALL_ACTIONS: Final[dict[str, CallAction]] = {
             data=_ref,
             after=ENDED,
             summary="Reject the ringing call.",
+            requires=frozenset({"ringing"}),
         ),
         CallAction(
             name="ignore",
@@ -97,6 +103,7 @@ CALL_ACTIONS: Final[dict[str, CallAction]] = {
             data=_ref,
             after=ENDED,  # the phone stops alerting and drops the call from its list
             summary="Stop the phone ringing for the call.",
+            requires=frozenset({"ringing"}),
         ),
         CallAction(
             name="end",
@@ -113,6 +120,7 @@ CALL_ACTIONS: Final[dict[str, CallAction]] = {
             data=_ref,
             after="held",
             summary="Put the call on hold.",
+            requires=frozenset({"connected"}),
         ),
         CallAction(
             name="resume",
@@ -121,6 +129,7 @@ CALL_ACTIONS: Final[dict[str, CallAction]] = {
             data=_ref,
             after="connected",
             summary="Resume the held call.",
+            requires=frozenset({"held"}),
         ),
         CallAction(
             name="transfer",

@@ -36,6 +36,7 @@ from sipbridge.errors import (
     PhoneUnreachable,
     RemoteError,
     SipBridgeError,
+    StateConflict,
     TransportUnavailable,
     UnknownPhone,
 )
@@ -47,6 +48,34 @@ from sipbridge.tracker import Call, Phone, TrackerStore
 log = logging.getLogger(__name__)
 
 Answer = SipAnswer | HttpAnswer
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandOptions:
+    """How the caller wants a command handled.
+
+    `client_state`: the caller's own string, echoed on every event the command causes.
+    `force`: skip the state guard (actions.py `requires`). `dry_run`: validate, locate and plan
+    the command, and answer what would be sent (`Planned`) without sending or recording it.
+    """
+
+    client_state: str | None = None
+    force: bool = False
+    dry_run: bool = False
+
+
+DEFAULT = CommandOptions()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """A dry run's answer: the command as it would leave, nothing sent."""
+
+    phone: str
+    call_id: str | None
+    command_uri: str
+    transport: Carrier
+    request: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,9 +125,11 @@ class CallControl:
         transport: Requested = "auto",
         *,
         source: str,
-    ) -> CommandResult:
+        options: CommandOptions = DEFAULT,
+    ) -> CommandResult | Planned:
         """Locate the call, send the action's command to its phone, record the new state."""
-        return await self._journal.run(source, self._act(call_id, action_name, body, transport))
+        steps = self._act(call_id, action_name, body, transport, options)
+        return await self._run(source, steps, options)
 
     async def send_command(
         self,
@@ -108,28 +139,62 @@ class CallControl:
         transport: Requested = "auto",
         *,
         source: str,
-    ) -> CommandResult:
+        options: CommandOptions = DEFAULT,
+    ) -> CommandResult | Planned:
         """A raw Poly command, validated against the catalog, to a phone."""
-        command = self._command(phone_id, command_uri, data, transport)
-        return await self._journal.run(source, command)
+        steps = self._command(phone_id, command_uri, data, transport, options)
+        return await self._run(source, steps, options)
 
     async def dial(
-        self, phone_id: str, body: Mapping[str, Any], transport: Requested = "auto", *, source: str
-    ) -> CommandResult:
-        return await self._journal.run(source, self._dial(phone_id, body, transport))
+        self,
+        phone_id: str,
+        body: Mapping[str, Any],
+        transport: Requested = "auto",
+        *,
+        source: str,
+        options: CommandOptions = DEFAULT,
+    ) -> CommandResult | Planned:
+        steps = self._dial(phone_id, body, transport, options)
+        return await self._run(source, steps, options)
 
     async def pbx_command(
         self, parse: Callable[[], PbxCommand], *, source: str, deadline: float
     ) -> CommandResult:
         """A PBX's command (`parse` reads it from the NOTIFY: a bad body is recorded like any
         refusal), to the phone the Request-URI or the body's Ref names, within `deadline`."""
-        return await self._journal.run(source, self._pbx(parse, deadline))
+        result = await self._run(source, self._pbx(parse, deadline), DEFAULT)
+        assert isinstance(result, CommandResult)
+        return result
+
+    async def _run(
+        self,
+        source: str,
+        steps: Coroutine[Any, Any, Completed | Planned],
+        options: CommandOptions,
+    ) -> CommandResult | Planned:
+        """A dry run's plan as it is (never recorded); a command through the journal."""
+        if options.dry_run:
+            planned = await steps
+            assert isinstance(planned, Planned), "a dry run never sends"
+            return planned
+
+        async def completed() -> Completed:
+            done = await steps
+            assert isinstance(done, Completed), "only a dry run plans without sending"
+            return done
+
+        return await self._journal.run(source, completed(), client_state=options.client_state)
 
     # -- the steps -----------------------------------------------------------------------------
 
     async def _act(
-        self, call_id: str, action_name: str, body: Mapping[str, Any], transport: Requested
-    ) -> Completed:
+        self,
+        call_id: str,
+        action_name: str,
+        body: Mapping[str, Any],
+        transport: Requested,
+        options: CommandOptions,
+    ) -> Completed | Planned:
         action = CALL_ACTIONS.get(action_name)
         if action is None:
             raise NotFound(
@@ -137,6 +202,13 @@ class CallControl:
             )
         parsed = _validate_body(action.body, body)
         call, phone = self.store.locate(call_id)
+        if action.requires is not None and call.state not in action.requires and not options.force:
+            wanted = " or ".join(sorted(action.requires))
+            raise StateConflict(
+                f"call {call_id} is {call.state}; {action.name} needs it {wanted} "
+                "(add ?force=true to send it anyway: the phone may know better)",
+                state=call.state,
+            )
         other: Call | None = None
         if isinstance(parsed, WarmTransferBody):
             other = self._other_call_on_same_phone(parsed.other_call_id, phone)
@@ -146,7 +218,8 @@ class CallControl:
             command,
             call_id=call_id,
             requested=transport,
-            change=self._state_change(action, call, other),
+            change=self._state_change(action, call, other, options.client_state),
+            dry_run=options.dry_run,
         )
 
     async def _command(
@@ -155,14 +228,17 @@ class CallControl:
         command_uri: str,
         data: Mapping[str, Any] | Sequence[Any],
         transport: Requested,
-    ) -> Completed:
+        options: CommandOptions,
+    ) -> Completed | Planned:
         phone = self.store.phone(phone_id)
         command = catalog.build(catalog.lookup(command_uri), data)
-        return await self._deliver(phone, command, call_id=None, requested=transport)
+        return await self._deliver(
+            phone, command, call_id=None, requested=transport, dry_run=options.dry_run
+        )
 
     async def _dial(
-        self, phone_id: str, body: Mapping[str, Any], transport: Requested
-    ) -> Completed:
+        self, phone_id: str, body: Mapping[str, Any], transport: Requested, options: CommandOptions
+    ) -> Completed | Planned:
         parsed = _validate_body(DialBody, body)
         assert isinstance(parsed, DialBody)
         phone = self.store.phone(phone_id)
@@ -172,9 +248,11 @@ class CallControl:
         if parsed.type is not None:
             data["Type"] = parsed.type
         command = catalog.build(catalog.lookup("dial"), data)
-        return await self._deliver(phone, command, call_id=None, requested=transport)
+        return await self._deliver(
+            phone, command, call_id=None, requested=transport, dry_run=options.dry_run
+        )
 
-    async def _pbx(self, parse: Callable[[], PbxCommand], deadline: float) -> Completed:
+    async def _pbx(self, parse: Callable[[], PbxCommand], deadline: float) -> Completed | Planned:
         wanted = parse()
         phone = self._phone_for(wanted)
         command = catalog.build(catalog.lookup(wanted.command_uri), wanted.data)
@@ -209,7 +287,7 @@ class CallControl:
         return other
 
     def _state_change(
-        self, action: CallAction, call: Call, other: Call | None
+        self, action: CallAction, call: Call, other: Call | None, client_state: str | None
     ) -> StateChange | None:
         """What the tracker records once the phone accepted `action` (None: nothing changes)."""
         if action.after is None:
@@ -221,9 +299,9 @@ class CallControl:
             if after == ENDED:
                 for tracked in (call, other):
                     if tracked is not None:
-                        store.remove_call(tracked.call_id)
+                        store.remove_call(tracked.call_id, client_state=client_state)
             else:
-                store.set_call_state(call.call_id, after)
+                store.set_call_state(call.call_id, after, client_state=client_state)
 
         return change
 
@@ -236,8 +314,10 @@ class CallControl:
         requested: Requested,
         change: StateChange | None = None,
         deadline: float | None = None,
-    ) -> Completed:
-        """Plan the command, send it in the phone's lane, judge the answer.
+        dry_run: bool = False,
+    ) -> Completed | Planned:
+        """Plan the command, send it in the phone's lane, judge the answer (a dry run: the
+        plan, not sent).
 
         A command that timed out after it left still ends on the phone: its late answer is
         judged the same way, into `PhoneTimeout.late` (a `Completed`, or the RemoteError), which
@@ -254,6 +334,8 @@ class CallControl:
             command_uri=command.spec.command_uri,
             transport=plan.carrier,
         )
+        if dry_run:
+            return Planned(**vars(facts), request=_as_sent(plan))
         started = time.perf_counter()
         try:
             answered = await self._lanes.deliver(
@@ -279,6 +361,29 @@ class CallControl:
             return self._sip.send(plan.request)
         assert self._http is not None, "checked before the lane"
         return self._http.send(plan.exchange)
+
+
+def _as_sent(plan: Plan) -> dict[str, Any]:
+    """What a plan puts on the wire, for a dry run (no secrets: credentials are added by the
+    senders, after planning)."""
+    if isinstance(plan, SipPlan):
+        request = plan.request
+        return {
+            "method": request.method,
+            "request_uri": request.target_uri,
+            "proxy": request.proxy,
+            "headers": dict(request.headers),
+            "content_type": request.content_type,
+            "body": request.body.decode("utf-8", "replace"),
+        }
+    exchange = plan.exchange
+    return {
+        "method": exchange.method,
+        "url": exchange.url,
+        "query": dict(exchange.query),
+        "content_type": exchange.content_type if exchange.body else None,
+        "body": exchange.body.decode("utf-8", "replace") if exchange.body else None,
+    }
 
 
 def _judge(

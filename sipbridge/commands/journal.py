@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sipbridge.commands.observe import CommandObserver, NoObserver
 from sipbridge.commands.outcome import CommandResult
@@ -44,31 +44,36 @@ class Journal:
         self._writes = writes
         self._observer: CommandObserver = observer or NoObserver()
 
-    async def run(self, source: str, command: Awaitable[Completed]) -> CommandResult:
-        """Await `command`, record how it ended; the result or the error passes through."""
+    async def run(
+        self, source: str, command: Awaitable[Completed], *, client_state: str | None = None
+    ) -> CommandResult:
+        """Await `command`, record how it ended; the result or the error passes through.
+        `client_state` goes on its events (the command's and its call's)."""
         with self._writes.under_way():
-            return await self._run(source, command)
+            return await self._run(source, command, client_state)
 
-    async def _run(self, source: str, command: Awaitable[Completed]) -> CommandResult:
+    async def _run(
+        self, source: str, command: Awaitable[Completed], client_state: str | None
+    ) -> CommandResult:
         started = time.perf_counter()
         try:
             done = await command
         except SipBridgeError as exc:
             # A failure has no result to time it: its latency is how long the caller waited.
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            entry = _failure_entry(source, exc, latency_ms)
+            entry = replace(_failure_entry(source, exc, latency_ms), client_state=client_state)
             entry_id = await self._write_entry(entry)
             if isinstance(exc, PhoneTimeout) and exc.late is not None and entry_id is not None:
                 late = exc.late
                 late.add_done_callback(lambda _: self._record_late(entry_id, entry, late))
             raise
-        await self._commit(source, done)
+        await self._commit(source, done, client_state)
         return done.result
 
-    async def _commit(self, source: str, done: Completed) -> None:
+    async def _commit(self, source: str, done: Completed, client_state: str | None) -> None:
         """The state change and the log entry in one write; a failed state write fails the
         command (the phone did it, the tracker does not know), a failed log write does not."""
-        entry = _success_entry(source, done.result)
+        entry = replace(_success_entry(source, done.result), client_state=client_state)
         change = done.change
         if change is None:
             await self._write_entry(entry)

@@ -113,6 +113,15 @@ SIP_STATUS: tuple[SipRule, ...] = (
         why="The listener's allowlist and digest answer for themselves; a 401 here would need a "
         "challenge (§21.4.2) that the relay does not make.",
     ),
+    SipRule(
+        error=errors.Forbidden, status=403, reason="Forbidden",
+        why="Authenticated but not allowed (a device-API level): §21.4.4, no retry helps.",
+    ),
+    SipRule(
+        error=errors.Conflict, status=400, reason="Bad Request",
+        why="The request contradicts the tracked state (a state guard); SIP has no 409, and a "
+        "400 with its Warning says which (§21.4.1). Relayed commands are raw: not guarded today.",
+    ),
     SipRule(error=errors.NotFound, status=404, reason="Not Found", why="No such phone or call."),
     SipRule(
         error=errors.NotSupportedByPhone, status=488, reason="Not Acceptable Here",

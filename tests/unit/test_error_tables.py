@@ -25,6 +25,8 @@ def sample(cls, retry_after=None):
         exc = cls("no", sip_status=503, sip_reason="Service Unavailable", retry_after=retry_after)
     elif issubclass(cls, errors.PhoneRefused):
         exc = cls("no", http_status=500, poly_status=5000, poly_meaning="failed")
+    elif cls is errors.StateConflict:
+        exc = cls("held already", state="held")
     elif cls is errors.PhoneTimeout:
         exc = cls("late", sent=True)
     else:

@@ -55,7 +55,7 @@ async def test_a_batch_of_phones_and_calls_is_stored_and_resolves(client):
     # The batch and the single route agree on the derived fields.
     response = await client.get("/v1/phones/p2", headers=AUTH)
     assert (await response.json())["aor"] == "sip:p2@127.0.0.1"
-    response = await client.post("/v1/calls/c4@h/hold", headers=AUTH)
+    response = await client.post("/v1/calls/c4@h/answer", headers=AUTH)  # it rings
     assert response.status == 200, await response.text()
 
 

@@ -72,7 +72,7 @@ async def test_the_http_answer_goes_out_only_after_state_and_log_committed(clien
 async def test_a_failed_state_write_after_the_phone_accepted_is_503(client, seen, caplog):
     store = client.app[keys.STORE]
 
-    def broken(call_id, state):
+    def broken(call_id, state, **_):
         raise StoreError("disk I/O error")
 
     store.set_call_state = broken

@@ -101,7 +101,7 @@ async def test_a_late_refusal_is_logged_and_changes_nothing(client, sender):
     call = await (await client.get(f"/v1/calls/{CALL_ID}", headers=AUTH)).json()
     assert call["state"] == "connected"
     # The lane is free again: the next command leaves at once.
-    resume = asyncio.create_task(client.post(f"/v1/calls/{CALL_ID}/resume", headers=AUTH))
+    resume = asyncio.create_task(client.post(f"/v1/calls/{CALL_ID}/resume?force=true", headers=AUTH))
     while len(sender.sent) < 2:
         await asyncio.sleep(0.01)
     sender.answer(200, "OK")
