@@ -28,8 +28,12 @@ class KpiLog:
 
     def open_interval(self, start: float, end: float) -> KpiInterval:
         """The interval starting at `start`, created by whichever worker comes first."""
+        # Not INSERT OR IGNORE: an ignored insert would still use up an AUTOINCREMENT id, and
+        # the ids must count intervals. One statement, so two workers cannot both insert.
         self._store.execute(
-            "INSERT OR IGNORE INTO kpi_intervals (start, end) VALUES (?, ?)", (start, end)
+            "INSERT INTO kpi_intervals (start, end) SELECT ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM kpi_intervals WHERE start = ?)",
+            (start, end, start),
         )
         [row] = self._store.execute(
             "SELECT id, start, end FROM kpi_intervals WHERE start = ?", (start,)
