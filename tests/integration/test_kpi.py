@@ -9,17 +9,23 @@ import socket
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import encode_basic_auth
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from sipbridge.api import keys
+from sipbridge.config import Settings
 from sipbridge.levels import Level
+from sipbridge.sim import SimPhone, SimPhoneServer
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.credentials import Credentials
 from tests.helpers import SippPhone, free_port
 from tests.integration.conftest import AUTH, gateway_settings, register
+from tests.integration.test_workers import HEADERS as WORKERS_KEY
+from tests.integration.test_workers import _start_gateway as start_workers
+from tests.integration.test_workers import _stop as stop_workers
 
 PASSWORD = "kpi-test-password-1"
 BASIC = {"Authorization": encode_basic_auth("admin", PASSWORD)}
@@ -265,3 +271,61 @@ async def test_metrics_are_open_to_metrics_allow_networks(gateway_factory):
     response = await client.get("/metrics")
     assert response.status == 200
     assert "sipbridge_commands" in families(await response.text())
+
+
+async def test_two_workers_sum_their_kpis_and_metrics(tmp_path):
+    """`serve --workers 2`: commands land on both workers; the KPIs and /metrics of either
+    worker count all of them (the tracker's rows, prometheus-client's multiprocess files)."""
+    store = TrackerStore(Settings(data_dir=tmp_path / "data").database_path)
+    try:
+        Credentials(store).add_user("watcher", Level.MONITOR, PASSWORD)
+    finally:
+        store.close()
+    basic = {"Authorization": encode_basic_auth("watcher", PASSWORD)}
+    phone = SimPhoneServer(SimPhone("1001"))
+    phone.phone.add_call(call_id="call-1@test", remote="sip:2001@test", state="connected")
+    await phone.start()
+    process, base = await start_workers(tmp_path, workers=2)
+    try:
+        async with aiohttp.ClientSession(headers=WORKERS_KEY) as http:
+            put = {"contact": phone.contact, "expires": 3600}
+            async with http.put(f"{base}/v1/phones/1001", json=put) as response:
+                assert response.status == 200, await response.text()
+            async with http.put(f"{base}/v1/calls/call-1@test", json={"phone": "1001"}) as r:
+                assert r.status == 200, await r.text()
+
+        async def dtmf(digit: int) -> int:  # a connection each: both workers get some
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(headers=WORKERS_KEY, connector=connector) as http:
+                url = f"{base}/v1/calls/call-1@test/dtmf"
+                async with http.post(url, json={"digits": str(digit)}) as response:
+                    return response.status
+
+        assert await asyncio.gather(*(dtmf(i % 10) for i in range(16))) == [200] * 16
+        senders = {via.split()[1].split(";")[0] for via in phone.vias}
+        assert len(senders) == 2, "the commands did not reach both workers"
+        deadline = time.monotonic() + 15  # the other worker's rows: flushed every 5 s
+        connector = aiohttp.TCPConnector(force_close=True)  # ask both workers, by turns
+        async with aiohttp.ClientSession(connector=connector) as http:
+            while True:
+                url = f"{base}{CURRENT}/commands/transport/sip/succeeded"
+                async with http.get(url, headers=basic) as response:
+                    assert response.status == 200, await response.text()
+                    counted = (await response.json())["value"]
+                if counted == 16:
+                    break
+                assert time.monotonic() < deadline, f"KPIs count {counted} of 16 commands"
+                await asyncio.sleep(0.5)
+            for _ in range(4):  # either worker answers the scrape with the sum
+                async with http.get(f"{base}/metrics", headers=WORKERS_KEY) as response:
+                    assert response.status == 200
+                    found = families(await response.text())
+                commands = found["sipbridge_commands"]
+                assert sample(commands, "_total", outcome="ok", transport="sip") == 16
+                latency = found["sipbridge_command_latency_seconds"]
+                assert sample(latency, "_count", transport="sip") == 16
+    finally:
+        stop_workers(process)
+        await phone.stop()
+    assert process.returncode == 0
+    assert "Traceback" not in (tmp_path / "gateway.log").read_text()
