@@ -19,6 +19,7 @@ import click
 from aiohttp import ClientSession, web
 from pydantic import ValidationError
 
+from sipbridge.admin import metrics
 from sipbridge.admin.cli import commands as admin_commands
 from sipbridge.api import create_app
 from sipbridge.api.openapi import build_openapi
@@ -84,6 +85,10 @@ def serve(config_file: Path | None, workers: int | None, worker_index: int | Non
     if worker_index is not None:  # started by worker 0 (workers.py)
         die_with_parent()
     _logging(settings, worker_index or 0)
+    if settings.workers > 1:
+        # Every worker's Prometheus values in files that any worker's /metrics sums; worker 0
+        # empties the directory before it starts the others (they inherit the environment).
+        metrics.enable_multiprocess(settings.data_dir / "prometheus", fresh=worker_index is None)
     asyncio.run(_serve(settings, demo_phones=0, worker=worker_index or 0, config_file=config_file))
 
 
@@ -144,7 +149,9 @@ async def _serve(
     servers: list[SimPhoneServer] = []
     pool = None
     if worker == 0 and settings.workers > 1:
-        pool = WorkerPool(settings.workers, config_file=config_file)
+        pool = WorkerPool(
+            settings.workers, config_file=config_file, on_exit=metrics.worker_exited
+        )
         await pool.start()
     try:
         if demo_phones:

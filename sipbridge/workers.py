@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,16 @@ def die_with_parent() -> None:
 class WorkerPool:
     """Workers 1..count-1; one that exits unasked is started again after a growing pause."""
 
-    def __init__(self, count: int, *, config_file: Path | None) -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        config_file: Path | None,
+        on_exit: Callable[[int], None] = lambda pid: None,
+    ) -> None:
+        """`on_exit(pid)` is told of every worker process that ended (its metrics)."""
         self._count = count
+        self._on_exit = on_exit
         self._config_file = config_file
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: list[asyncio.Task[None]] = []
@@ -64,6 +73,7 @@ class WorkerPool:
             self._processes[index] = process
             log.info("worker %d started (pid %d)", index, process.pid)
             code = await process.wait()
+            self._on_exit(process.pid)
             if self._stopping:
                 return
             log.error("worker %d (pid %d) exited with %s; restarting in %.0f s",

@@ -8,10 +8,13 @@ import ipaddress
 from aiohttp import web
 
 from sipbridge.admin.identity import KeyRing, UserGate
+from sipbridge.admin.kpi_recorder import KpiRecorder
+from sipbridge.admin.metrics import Metrics
 from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.config import Settings
 from sipbridge.tracker import TrackerStore
 from sipbridge.tracker.credentials import Credentials
+from sipbridge.tracker.kpi_log import KpiLog
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", TrackerStore)
@@ -23,3 +26,6 @@ METRICS_ALLOW = web.AppKey(
 STARTED_AT = web.AppKey("started_at", float)
 USERS = web.AppKey("users", UserGate)
 KEY_RING = web.AppKey("key_ring", KeyRing)
+KPI_RECORDER = web.AppKey("kpi_recorder", KpiRecorder)
+KPI_LOG = web.AppKey("kpi_log", KpiLog)
+METRICS = web.AppKey("metrics", Metrics)

@@ -21,11 +21,15 @@ from aiohttp import web
 from sipbridge import catalog
 from sipbridge.admin.auth import device_api_middleware
 from sipbridge.admin.identity import KeyRing, UserGate
+from sipbridge.admin.kpi import CommandCounters
+from sipbridge.admin.kpi_recorder import KpiRecorder
+from sipbridge.admin.kpi_views import routes as kpi_routes
+from sipbridge.admin.metrics import Metrics
 from sipbridge.admin.setup import ensure_first_user
 from sipbridge.admin.telemetry import Telemetry
 from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.admin.views import routes as device_api_routes
-from sipbridge.api import keys
+from sipbridge.api import keys, kpi_probes
 from sipbridge.api.auth import auth_middleware, stored_or_new_key
 from sipbridge.api.events import EVENT_HUB, HEARTBEAT, EventHub
 from sipbridge.api.events import routes as event_routes
@@ -59,6 +63,7 @@ from sipbridge.tracker.credentials import Credentials
 from sipbridge.tracker.event_log import EventLog
 from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.heartbeat import BEAT_EVERY, Heartbeats, WorkerBeat
+from sipbridge.tracker.kpi_log import KpiLog
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
 
@@ -125,6 +130,7 @@ def create_app(
     app.router.add_routes(routes)
     app.router.add_routes(device_api_routes)
     app.router.add_routes(event_routes)
+    app.router.add_routes(kpi_routes)
 
     async def tracker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store or TrackerStore(settings.database_path)
@@ -249,7 +255,9 @@ def create_app(
 
     async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
         """What counts and watches the command path: alarms, KPIs, metrics (admin/)."""
-        app[keys.TELEMETRY] = Telemetry()
+        app[keys.KPI_COUNTERS] = CommandCounters()
+        app[keys.METRICS] = Metrics()
+        app[keys.TELEMETRY] = Telemetry(app[keys.KPI_COUNTERS], app[keys.METRICS])
         yield
 
     async def events_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -267,6 +275,36 @@ def create_app(
             app[EVENT_HUB].closing = True
 
     app.on_shutdown.append(end_streams)
+
+    async def kpi_ctx(app: web.Application) -> AsyncIterator[None]:
+        """This worker's KPI recorder, once every part it samples exists; its last values are
+        written when it stops."""
+        counters = [kpi_probes.commands(app[keys.KPI_COUNTERS])]
+        gauges = [kpi_probes.queue(app[keys.LANES])]
+        if primary:
+            counters += [
+                kpi_probes.listener(app[keys.LISTENER].core.stats),
+                kpi_probes.feed(app[keys.SIP_FEED].stats),
+                kpi_probes.relay(app[keys.RELAY]),
+            ]
+            gauges.append(kpi_probes.registrations(app[keys.STORE]))
+        app[keys.KPI_LOG] = KpiLog(app[keys.STORE])
+        recorder = KpiRecorder(
+            app[keys.KPI_LOG],
+            worker=worker,
+            length=settings.kpi_interval,
+            keep=settings.kpi_history,
+            counters=counters,
+            gauges=gauges,
+            listeners=[app[keys.METRICS].sampled],
+        )
+        recorder.open()
+        app[keys.KPI_RECORDER] = recorder
+        task = asyncio.get_running_loop().create_task(recorder.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
         """Every worker's heartbeat (the device API's status sums them)."""
@@ -289,6 +327,7 @@ def create_app(
         app.cleanup_ctx.append(listener_ctx)
         app.cleanup_ctx.append(housekeeping_ctx)
     app.cleanup_ctx.append(events_ctx)
+    app.cleanup_ctx.append(kpi_ctx)
     app.cleanup_ctx.append(heartbeat_ctx)
     return app
 
@@ -344,6 +383,8 @@ async def _start_listener(
     )
     # PBXs' ACTION-URI NOTIFYs take the same path as HTTP commands from here on.
     relay = ActionUriRelay(app[keys.CONTROL], deadline=settings.sip_relay_deadline)
+    app[keys.SIP_FEED] = feed
+    app[keys.RELAY] = relay
     core = ListenerCore(
         InboundRouter(feed, relay),
         allowlist=Allowlist(parse_networks(settings.sip_allow)),
@@ -477,6 +518,8 @@ async def _expire_registrations(app: web.Application, every: float = 30.0) -> No
         except SipBridgeError as exc:
             log.error("could not purge expired registrations: %s", exc.detail)
             continue
+        if keys.SIP_FEED in app:
+            app[keys.SIP_FEED].stats.expired += len(gone)
         for phone_id in gone:
             if keys.SUBSCRIPTIONS in app:
                 app[keys.SUBSCRIPTIONS].phone_gone(phone_id)

@@ -9,20 +9,26 @@ from sipbridge.admin.keys import (
     AUTH_THROTTLE,
     CREDENTIALS,
     KEY_RING,
+    KPI_LOG,
+    KPI_RECORDER,
+    METRICS,
     METRICS_ALLOW,
     SETTINGS,
     STARTED_AT,
     STORE,
     USERS,
 )
+from sipbridge.admin.kpi import CommandCounters
 from sipbridge.admin.telemetry import Telemetry
 from sipbridge.commands import CallControl, Lanes
+from sipbridge.pbx.relay import ActionUriRelay
 from sipbridge.phone.access import PhoneAccessBook
 from sipbridge.phone.http import PhoneHttpClient
 from sipbridge.phone.profiles import ProfileBook
 from sipbridge.sip.listener import ListenerSockets, SipListener
 from sipbridge.sip.networks import PhoneNetworks
 from sipbridge.sip.sender import NotifySender
+from sipbridge.tracker.sip_feed import SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
 
 SENDER = web.AppKey("sender", NotifySender)
@@ -38,6 +44,9 @@ WORKER = web.AppKey("worker", int)
 PHONE_NETWORKS = web.AppKey("phone_networks", PhoneNetworks)
 LANES = web.AppKey("lanes", Lanes)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
+KPI_COUNTERS = web.AppKey("kpi_counters", CommandCounters)
+SIP_FEED = web.AppKey("sip_feed", SipFeed)
+RELAY = web.AppKey("relay", ActionUriRelay)
 
 __all__ = [
     "API_KEYS",
@@ -45,16 +54,22 @@ __all__ = [
     "CONTROL",
     "CREDENTIALS",
     "KEY_RING",
+    "KPI_COUNTERS",
+    "KPI_LOG",
+    "KPI_RECORDER",
     "LANES",
     "LISTENER",
     "LISTENER_SOCKETS",
+    "METRICS",
     "METRICS_ALLOW",
     "PHONE_ACCESS",
     "PHONE_HTTP",
     "PHONE_NETWORKS",
     "PROFILES",
+    "RELAY",
     "SENDER",
     "SETTINGS",
+    "SIP_FEED",
     "STARTED_AT",
     "STORE",
     "SUBSCRIPTIONS",

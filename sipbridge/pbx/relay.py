@@ -229,23 +229,36 @@ def refusal(exc: errors.SipBridgeError) -> Reply:
     return Reply(status=status, reason=reason or "Unknown", headers=tuple(headers))
 
 
+@dataclass
+class RelayStats:
+    """Relayed NOTIFYs, counted for the KPIs (admin/kpi.py)."""
+
+    received: int = 0
+    succeeded: int = 0
+    refused: int = 0
+
+
 class ActionUriRelay:
     """The PBX's NOTIFY into the command path, and the command's end into the PBX's answer."""
 
     def __init__(self, control: CallControl, *, deadline: float) -> None:
         self._control = control
+        self.stats = RelayStats()
         # Under the PBX's Timer F, so the PBX hears the answer (a 504, never a 408: RFC 4320
         # §4.2); the command path's lanes keep it, and a late answer is still recorded.
         self._deadline = deadline
 
     async def relay(self, request: SipRequest, source: Source) -> Reply:
         """The whole relay for one NOTIFY; never raises, always a final reply in time."""
+        self.stats.received += 1
         try:
             result = await self._control.pbx_command(
                 lambda: parse_command(request), source=f"sip:{source}", deadline=self._deadline
             )
         except errors.SipBridgeError as exc:
+            self.stats.refused += 1
             return refusal(exc)
+        self.stats.succeeded += 1
         return _success(result)
 
 

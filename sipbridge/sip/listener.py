@@ -106,6 +106,15 @@ class ListenerStats:
     idle_closed: int = 0
     handshakes_failed: int = 0  # TLS: too slow (TLS_HANDSHAKE_TIMEOUT), or not TLS at all
     by_status: dict[int, int] = field(default_factory=dict)
+    # New requests per method; a method outside KNOWN_METHODS counts as "other" (a peer
+    # chooses the token, and must not grow this table).
+    by_method: dict[str, int] = field(default_factory=dict)
+
+
+KNOWN_METHODS = frozenset(
+    ("INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "NOTIFY", "SUBSCRIBE", "INFO",
+     "MESSAGE", "PRACK", "UPDATE", "REFER", "PUBLISH")
+)  # fmt: skip
 
 
 class _ThrottledWarning:
@@ -277,6 +286,8 @@ class ListenerCore:
         if not match.is_new:
             self.stats.retransmissions += 1
             return [match.resend] if match.resend is not None else []
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
         if request.method == "ACK":
             return []  # no response to ACK, ever (§17.2.1)
         allowed = self._router.allowed_methods

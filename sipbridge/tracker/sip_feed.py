@@ -45,6 +45,22 @@ log = logging.getLogger(__name__)
 _OK = Reply(status=200, reason="OK")
 
 
+@dataclass
+class FeedStats:
+    """What the feed took in, counted for the KPIs (admin/kpi.py): plain integers, bumped
+    where each request is decided."""
+
+    registers: int = 0
+    bound: int = 0
+    unbound: int = 0
+    registers_refused: int = 0
+    expired: int = 0  # counted by whoever purges expired registrations
+    dialog_notifies: int = 0
+    dialog_refused: int = 0
+    reg_notifies: int = 0
+    reg_refused: int = 0
+
+
 class SipFeed:
     allowed_methods: tuple[str, ...] = ("REGISTER", "NOTIFY", "OPTIONS", "INFO", "ACK")
     events: tuple[str, ...] = ("dialog", "reg")  # the NOTIFY event packages it takes
@@ -63,10 +79,15 @@ class SipFeed:
         self._subscriptions = subscriptions
         self._auth = register_auth
         self._clock = clock
+        self.stats = FeedStats()
 
     def handle(self, request: SipRequest, source: Source) -> Reply:
         if request.method == "REGISTER":
-            return self._register(request, source)
+            self.stats.registers += 1
+            reply = self._register(request, source)
+            if reply.status >= 300:
+                self.stats.registers_refused += 1
+            return reply
         if request.method == "NOTIFY":
             return self._notify(request, source)
         if request.method == "INFO":
@@ -96,9 +117,11 @@ class SipFeed:
         try:
             if decision.bind is not None:
                 phone = self._bind(decision.bind)
+                self.stats.bound += 1
                 log.info("REGISTER from %s: phone %s at %s", source, phone.id, phone.contact)
             elif decision.unbind is not None:
                 self.forget_phone(decision.unbind)
+                self.stats.unbound += 1
                 log.info("REGISTER from %s: phone %s unregistered", source, decision.unbind)
         except SipBridgeError as exc:
             log.error("could not record a registration: %s", exc.detail)
@@ -144,9 +167,15 @@ class SipFeed:
     def _notify(self, request: SipRequest, source: Source) -> Reply:
         event = header_params(request.headers.get("Event") or "")[0].strip().lower()
         if event == "dialog":
-            return self._dialog_notify(request)
+            self.stats.dialog_notifies += 1
+            reply = self._dialog_notify(request)
+            self.stats.dialog_refused += reply.status >= 300
+            return reply
         if event == "reg":
-            return self._reginfo_notify(request, source)
+            self.stats.reg_notifies += 1
+            reply = self._reginfo_notify(request, source)
+            self.stats.reg_refused += reply.status >= 300
+            return reply
         # RFC 6665 §8.2.1: an event package we do not take.
         return Reply(
             status=489, reason="Bad Event", headers=(("Allow-Events", ", ".join(self.events)),)

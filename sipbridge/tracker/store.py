@@ -215,12 +215,17 @@ CREATE TABLE workers (
     user_agent TEXT,
     listener   TEXT
 );
+CREATE TABLE kpi_intervals (
+    id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    start REAL NOT NULL UNIQUE,
+    end   REAL NOT NULL
+);
 CREATE TABLE kpi_samples (
-    interval_start REAL NOT NULL,
-    worker         INTEGER NOT NULL,
-    name           TEXT NOT NULL,
-    value          REAL NOT NULL,
-    PRIMARY KEY (interval_start, worker, name)
+    interval INTEGER NOT NULL,
+    worker   INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    value    REAL NOT NULL,
+    PRIMARY KEY (interval, worker, name)
 ) WITHOUT ROWID;
 """,
     # The event log (tracker/event_log.py): every change the tracker makes and every command's
