@@ -81,8 +81,11 @@ class EventHub:
             if not self.subscribers:
                 self._wake.clear()
                 await self._wake.wait()
+            # Pages under half a queue, and a turn for the readers after each: a burst reaches
+            # a reader that keeps up whole; only one that does not fall behind.
+            page = max(1, min(REPLAY_PAGE, self.queue_limit // 2))
             try:
-                fresh = self.log.after(self.position, limit=REPLAY_PAGE)
+                fresh = self.log.after(self.position, limit=page)
             except SipBridgeError as exc:
                 log.warning("event stream: cannot read the event log: %s", exc.detail)
                 fresh = []
@@ -90,8 +93,7 @@ class EventHub:
                 self.position = event.id
                 for subscriber in list(self.subscribers):
                     self._offer(subscriber, event)
-            if len(fresh) < REPLAY_PAGE:
-                await asyncio.sleep(POLL_EVERY)
+            await asyncio.sleep(POLL_EVERY if len(fresh) < page else 0)
 
     def _offer(self, subscriber: Subscriber, event: Event) -> None:
         if subscriber.cut_after is not None or not subscriber.filter.matches(event):

@@ -35,6 +35,8 @@ _MODELS: tuple[type[BaseModel], ...] = (
     schemas.BatchOut,
     schemas.CommandIn,
     schemas.CommandResultOut,
+    schemas.DryRunOut,
+    schemas.EventOut,
     schemas.Problem,
     schemas.CatalogOut,
     schemas.ProfileList,
@@ -66,6 +68,9 @@ def _problems(*statuses: int) -> dict[str, Any]:
         415: "Body is not application/json",
         422: "A field is missing or invalid, the phone's profile lacks the command, or the "
         "transport cannot carry it; `errors` names the field, `detail` says why",
+        409: "The tracked call is not in a state the action makes sense in (`state` says "
+        "which); ?force=true sends anyway",
+        410: "The resume point is older than the event log keeps; `oldest` says where to start",
         429: "The phone's queue is full; see Retry-After",
         502: "The phone refused the command (SIP status, or HTTP status and Poly code with its "
         "meaning) or could not be reached",
@@ -88,6 +93,37 @@ _TRANSPORT = {
     "HTTP for queries that return data and for phones without REST over SIP; or force sip / http.",
     "schema": {"type": "string", "enum": ["auto", "sip", "http"], "default": "auto"},
 }
+_DRY_RUN = {
+    "name": "dry_run",
+    "in": "query",
+    "required": False,
+    "description": "true: validate, locate and plan; answer what would be sent (DryRunOut); "
+    "nothing is sent or recorded.",
+    "schema": {"type": "boolean", "default": False},
+}
+_FORCE = {
+    "name": "force",
+    "in": "query",
+    "required": False,
+    "description": "true: send even when the tracked call is in the wrong state (no 409).",
+    "schema": {"type": "boolean", "default": False},
+}
+_CLIENT_STATE = {
+    "name": "Client-State",
+    "in": "header",
+    "required": False,
+    "description": "Your own string (1-256 printable ASCII), echoed on every event the "
+    "command causes.",
+    "schema": {"type": "string", "pattern": "^[ -~]{1,256}$"},
+}
+_COMMAND_PARAMS = [_TRANSPORT, _DRY_RUN, _CLIENT_STATE]
+
+
+def _command_ok() -> dict[str, Any]:
+    schema = {"oneOf": [_ref(schemas.CommandResultOut), _ref(schemas.DryRunOut)]}
+    return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
 _FEED_ERRORS = (400, 401, 404, 415, 422, 503)
 _BATCH_ERRORS = (400, 401, 413, 415, 422, 503)
 
@@ -139,18 +175,18 @@ def build_openapi() -> dict[str, Any]:
             "parameters": [phone],
             "post": {
                 "summary": "Send one catalog command to a phone",
-                "parameters": [_TRANSPORT],
+                "parameters": _COMMAND_PARAMS,
                 "requestBody": _json_body(schemas.CommandIn),
-                "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
+                "responses": {"200": _command_ok(), **_problems(*_COMMAND_ERRORS)},
             },
         },
         "/v1/phones/{phone}/dial": {
             "parameters": [phone],
             "post": {
                 "summary": "Place a call from a phone",
-                "parameters": [_TRANSPORT],
+                "parameters": _COMMAND_PARAMS,
                 "requestBody": _json_body(DialBody),
-                "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
+                "responses": {"200": _command_ok(), **_problems(*_COMMAND_ERRORS)},
             },
         },
         "/v1/commands": {
@@ -219,12 +255,53 @@ def build_openapi() -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": action.summary,
             "description": f"Sends the Poly command `{action.command}` to the phone with the call.",
-            "parameters": [_TRANSPORT],
-            "responses": {"200": _ok(schemas.CommandResultOut), **_problems(*_COMMAND_ERRORS)},
+            "parameters": [*_COMMAND_PARAMS, *([_FORCE] if action.requires else [])],
+            "responses": {
+                "200": _command_ok(),
+                **_problems(*sorted({*_COMMAND_ERRORS, *((409,) if action.requires else ())})),
+            },
         }
         if action.body.model_fields:
             operation["requestBody"] = _json_body(action.body)
         paths[f"/v1/calls/{{call_id}}/{action.name}"] = {"parameters": [call], "post": operation}
+    paths["/v1/events"] = {
+        "get": {
+            "summary": "Events as Server-Sent Events, resumable with Last-Event-ID",
+            "description": "Each message: `id:` the event id, `event:` its type, `data:` an "
+            "EventOut. Heartbeat comments keep the stream open; a client that falls behind "
+            "gets a final `cutoff` event with `resume_from`. docs/events.md.",
+            "parameters": [
+                {
+                    "name": "types",
+                    "in": "query",
+                    "required": False,
+                    "description": "Comma-separated event types (default all).",
+                    "schema": {"type": "string"},
+                },
+                {"name": "phone", "in": "query", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "call_id",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Resume after this id (also ?last_event_id=).",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "The stream",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_problems(401, 410, 422),
+            },
+        }
+    }
     paths.update(device_openapi.paths(_ref(schemas.Problem)))
     return {
         "openapi": "3.1.0",

@@ -160,6 +160,33 @@ class CommandIn(_In):
     )
 
 
+class DryRunOut(_Out):
+    """`?dry_run=true`: the command as it would leave; nothing was sent or recorded."""
+
+    dry_run: Literal[True]
+    phone: str
+    call_id: str | None
+    command_uri: str
+    transport: Literal["sip", "http"]
+    request: dict[str, Any] = Field(
+        description="SIP: method, request_uri, proxy, headers, content_type, body. HTTP: "
+        "method, url, query, content_type, body. Credentials are never shown (added later)."
+    )
+
+
+class EventOut(_Out):
+    """One event (the `data:` of an SSE message; its `id:` and `event:` are id and type)."""
+
+    id: int
+    type: str
+    time: float
+    phone: str | None
+    call_id: str | None
+    sequence: int | None = Field(description="Position within its call; null for phones.")
+    data: dict[str, Any]
+    client_state: str | None
+
+
 class CommandResultOut(_Out):
     phone: str
     call_id: str | None
