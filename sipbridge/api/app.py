@@ -33,6 +33,7 @@ from sipbridge.api import keys, kpi_probes
 from sipbridge.api.auth import auth_middleware, stored_or_new_key
 from sipbridge.api.events import EVENT_HUB, HEARTBEAT, EventHub
 from sipbridge.api.events import routes as event_routes
+from sipbridge.api.idempotency import RETENTION, idempotency_middleware
 from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
 from sipbridge.api.views import routes
@@ -63,6 +64,7 @@ from sipbridge.tracker.credentials import Credentials
 from sipbridge.tracker.event_log import EventLog
 from sipbridge.tracker.group_commit import GroupCommit
 from sipbridge.tracker.heartbeat import BEAT_EVERY, Heartbeats, WorkerBeat
+from sipbridge.tracker.idempotency import IdempotencyRecords
 from sipbridge.tracker.kpi_log import KpiLog
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
@@ -110,7 +112,12 @@ def create_app(
     primary = worker == 0
     settings = settings.for_worker(worker)
     app = web.Application(
-        middlewares=[problem_middleware, device_api_middleware, auth_middleware],
+        middlewares=[
+            problem_middleware,
+            device_api_middleware,
+            auth_middleware,
+            idempotency_middleware,
+        ],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[keys.SETTINGS] = settings
@@ -246,6 +253,7 @@ def create_app(
             loop.create_task(_prune_command_log(app[keys.STORE], settings)),
             loop.create_task(_prune_audit(app[keys.STORE], settings)),
             loop.create_task(_prune_events(app[keys.STORE], settings)),
+            loop.create_task(_prune_idempotency(app[keys.STORE])),
         ]
         yield
         for task in background:
@@ -507,6 +515,17 @@ async def _prune_events(store: TrackerStore, settings: Settings, every: float = 
             log.error("could not prune the event log: %s", exc.detail)
             gone = 0
         pause = 0.1 if gone >= batch else every
+
+
+async def _prune_idempotency(store: TrackerStore, every: float = 300.0) -> None:
+    """Idempotency-Key records live RETENTION seconds (api/idempotency.py)."""
+    records = IdempotencyRecords(store)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            records.prune(max_age=RETENTION)
+        except SipBridgeError as exc:
+            log.error("could not prune the idempotency records: %s", exc.detail)
 
 
 async def _expire_registrations(app: web.Application, every: float = 30.0) -> None:

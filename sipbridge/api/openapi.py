@@ -68,8 +68,10 @@ def _problems(*statuses: int) -> dict[str, Any]:
         415: "Body is not application/json",
         422: "A field is missing or invalid, the phone's profile lacks the command, or the "
         "transport cannot carry it; `errors` names the field, `detail` says why",
+        403: "The key's level is below Administrator",
         409: "The tracked call is not in a state the action makes sense in (`state` says "
-        "which); ?force=true sends anyway",
+        "which; ?force=true sends anyway), or the first request with this Idempotency-Key "
+        "has not been answered",
         410: "The resume point is older than the event log keeps; `oldest` says where to start",
         429: "The phone's queue is full; see Retry-After",
         502: "The phone refused the command (SIP status, or HTTP status and Poly code with its "
@@ -84,7 +86,7 @@ def _problems(*statuses: int) -> dict[str, Any]:
     return {str(s): {"description": text[s], "content": problem} for s in statuses}
 
 
-_COMMAND_ERRORS = (400, 401, 404, 413, 415, 422, 429, 502, 503, 504)
+_COMMAND_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429, 502, 503, 504)
 _TRANSPORT = {
     "name": "transport",
     "in": "query",
@@ -116,7 +118,16 @@ _CLIENT_STATE = {
     "command causes.",
     "schema": {"type": "string", "pattern": "^[ -~]{1,256}$"},
 }
-_COMMAND_PARAMS = [_TRANSPORT, _DRY_RUN, _CLIENT_STATE]
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Your key for this request (1-255 visible ASCII): a retry with the same key "
+    "and request within 24 h gets the first answer again (Idempotent-Replayed: true) and sends "
+    "nothing; the same key with another request is 422.",
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+}
+_COMMAND_PARAMS = [_TRANSPORT, _DRY_RUN, _CLIENT_STATE, _IDEMPOTENCY_KEY]
 
 
 def _command_ok() -> dict[str, Any]:
@@ -258,7 +269,7 @@ def build_openapi() -> dict[str, Any]:
             "parameters": [*_COMMAND_PARAMS, *([_FORCE] if action.requires else [])],
             "responses": {
                 "200": _command_ok(),
-                **_problems(*sorted({*_COMMAND_ERRORS, *((409,) if action.requires else ())})),
+                **_problems(*_COMMAND_ERRORS),
             },
         }
         if action.body.model_fields:

@@ -244,6 +244,20 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_call ON events(call_id, sequence) WHERE call_id IS NOT NULL;
 """,
+    # Idempotency-Key records (tracker/idempotency.py): the first answer to a command POST,
+    # replayed to a retry with the same key and body, across workers and restarts.
+    """
+CREATE TABLE idempotency (
+    owner        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    status       INTEGER,
+    headers      TEXT,
+    body         BLOB,
+    PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
+""",
 )
 
 # (state before, state after) -> the event a call change is; (None, state): a call first seen.
