@@ -140,11 +140,16 @@ async def read_model(request: web.Request, model: type[Model]) -> Model:
 async def put_phone(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_model(request, PhoneIn)
-    if body.profile is not None and request.app[keys.PROFILES].get(body.profile) is None:
-        known = ", ".join(request.app[keys.PROFILES].names())
-        raise InvalidInput.one("profile", f"no sip profile {body.profile!r}; known: {known}")
+    _check_profile(request, body.profile, "profile")
     phone = _register(request.app[keys.STORE], request.app[keys.PHONE_NETWORKS], phone_id, body)
     return _json(PhoneOut.of(phone))
+
+
+def _check_profile(request: web.Request, profile: str | None, field: str) -> None:
+    """A pin names a loaded profile (else every later command to the phone would fail)."""
+    if profile is not None and request.app[keys.PROFILES].get(profile) is None:
+        known = ", ".join(request.app[keys.PROFILES].names())
+        raise InvalidInput.one(field, f"no sip profile {profile!r}; known: {known}")
 
 
 def _register(
@@ -187,6 +192,8 @@ async def put_phones(request: web.Request) -> web.Response:
     body = await read_model(request.clone(client_max_size=_BATCH_MAX_BYTES), PhoneBatchIn)
     store = request.app[keys.STORE]
     networks = request.app[keys.PHONE_NETWORKS]
+    for index, item in enumerate(body.phones):
+        _check_profile(request, item.profile, f"phones.{index}.profile")
     with store.transaction():
         for index, item in enumerate(body.phones):
             _register(store, networks, item.id, item, field=f"phones.{index}.contact")

@@ -134,3 +134,15 @@ async def test_a_call_id_with_cr_lf_and_no_space_is_refused_in_a_batch(client, c
     body = await response.json()
     assert body["errors"][0]["field"] == "calls.1.call_id"
     assert await listed(client, "calls") == []
+
+
+async def test_a_batch_pinning_an_unknown_profile_is_refused_whole(client):
+    # Found by the fuzzer: the batch stored the pin, and every command to the phone was a 500.
+    phones = [
+        {"id": "p1", "contact": "sip:p1@127.0.0.1:5999"},
+        {"id": "p2", "contact": "sip:p2@127.0.0.1:5999", "profile": "no-such-profile"},
+    ]
+    response = await client.put("/v1/phones", json={"phones": phones}, headers=AUTH)
+    assert response.status == 422
+    assert (await response.json())["errors"][0]["field"] == "phones.1.profile"
+    assert (await client.get("/v1/phones/p1", headers=AUTH)).status == 404
