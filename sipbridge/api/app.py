@@ -14,7 +14,8 @@ import logging
 import os
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -251,9 +252,7 @@ def create_app(
         background = [
             loop.create_task(_expire_registrations(app)),
             loop.create_task(_prune_command_log(app[keys.STORE], settings)),
-            loop.create_task(_prune_audit(app[keys.STORE], settings)),
-            loop.create_task(_prune_events(app[keys.STORE], settings)),
-            loop.create_task(_prune_idempotency(app[keys.STORE])),
+            *(loop.create_task(pruner) for pruner in _pruners(app[keys.STORE], settings)),
         ]
         yield
         for task in background:
@@ -482,50 +481,45 @@ async def _prune_command_log(store: TrackerStore, settings: Settings, every: flo
             log.error("could not prune the command log: %s", exc.detail)
 
 
-async def _prune_audit(store: TrackerStore, settings: Settings, every: float = 10.0) -> None:
-    """Keep the audit table within `sip_audit_max_rows` and `sip_audit_max_age`, a short delete
-    at a time (strangers add at most `sip_stranger_rate` rows a second); a full batch means a
-    backlog, worked off in further short batches."""
-    batch = 1_000
+async def _keep_pruning(
+    what: str, prune: Callable[[int], int], *, every: float, batch: int = 1_000
+) -> None:
+    """Run `prune(at_most)` every `every` seconds, a short delete beside live traffic; a full
+    batch means a backlog, worked off in further short batches."""
     pause = every
     while True:
         await asyncio.sleep(pause)
         try:
-            gone = store.prune_audit(
-                keep=settings.sip_audit_max_rows, max_age=settings.sip_audit_max_age, at_most=batch
-            )
+            gone = prune(batch)
         except SipBridgeError as exc:
-            log.error("could not prune the audit table: %s", exc.detail)
+            log.error("could not prune the %s: %s", what, exc.detail)
             gone = 0
         pause = 0.1 if gone >= batch else every
 
 
-async def _prune_events(store: TrackerStore, settings: Settings, every: float = 10.0) -> None:
-    """Keep the event log within `event_retention` and `event_max_rows`, in short deletes."""
-    batch = 1_000
-    pause = every
-    events = EventLog(store)
-    while True:
-        await asyncio.sleep(pause)
-        try:
-            gone = events.prune(
-                max_age=settings.event_retention, max_rows=settings.event_max_rows, at_most=batch
-            )
-        except SipBridgeError as exc:
-            log.error("could not prune the event log: %s", exc.detail)
-            gone = 0
-        pause = 0.1 if gone >= batch else every
-
-
-async def _prune_idempotency(store: TrackerStore, every: float = 300.0) -> None:
-    """Idempotency-Key records live RETENTION seconds (api/idempotency.py)."""
-    records = IdempotencyRecords(store)
-    while True:
-        await asyncio.sleep(every)
-        try:
-            records.prune(max_age=RETENTION)
-        except SipBridgeError as exc:
-            log.error("could not prune the idempotency records: %s", exc.detail)
+def _pruners(store: TrackerStore, settings: Settings) -> list[Coroutine[Any, Any, None]]:
+    """The audit table (strangers add at most `sip_stranger_rate` rows a second), the event
+    log, the Idempotency-Key records (api/idempotency.py RETENTION)."""
+    events, records = EventLog(store), IdempotencyRecords(store)
+    return [
+        _keep_pruning(
+            "audit table",
+            lambda n: store.prune_audit(
+                keep=settings.sip_audit_max_rows, max_age=settings.sip_audit_max_age, at_most=n
+            ),
+            every=10.0,
+        ),
+        _keep_pruning(
+            "event log",
+            lambda n: events.prune(
+                max_age=settings.event_retention, max_rows=settings.event_max_rows, at_most=n
+            ),
+            every=10.0,
+        ),
+        _keep_pruning(
+            "idempotency records", lambda _: records.prune(max_age=RETENTION), every=300.0
+        ),
+    ]
 
 
 async def _expire_registrations(app: web.Application, every: float = 30.0) -> None:

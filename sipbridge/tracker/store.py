@@ -493,18 +493,11 @@ class TrackerStore:
             ),
         )
 
-    def record_event(
-        self,
-        kind: str,
-        *,
-        phone: str | None,
-        call_id: str | None = None,
-        data: dict[str, Any] | None = None,
-        client_state: str | None = None,
-    ) -> None:
-        """An event that comes with no tracker change of its own (a command queued)."""
+    def record_event(self, kind: str, **fields: Any) -> None:
+        """An event that comes with no tracker change of its own (a command queued); `fields`
+        as `_emit` takes them."""
         with self._atomic(), _TRANSLATED:
-            self._emit(kind, phone=phone, call_id=call_id, data=data, client_state=client_state)
+            self._emit(kind, **fields)
 
     def _calls_of(self, phone_ids: Sequence[str]) -> list[tuple[str, str]]:
         """(call_id, phone_id) of the calls those phones hold (they end with the phone)."""
