@@ -31,6 +31,8 @@ from sipbridge.admin.telemetry import Telemetry
 from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.admin.views import routes as device_api_routes
 from sipbridge.api import keys, kpi_probes
+from sipbridge.api.async_commands import async_commands_ctx
+from sipbridge.api.async_commands import routes as async_routes
 from sipbridge.api.auth import auth_middleware, stored_or_new_key
 from sipbridge.api.events import EVENT_HUB, HEARTBEAT, EventHub
 from sipbridge.api.events import routes as event_routes
@@ -61,6 +63,7 @@ from sipbridge.sip.sender import NotifySender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.async_commands import AsyncCommands
 from sipbridge.tracker.credentials import Credentials
 from sipbridge.tracker.event_log import EventLog
 from sipbridge.tracker.group_commit import GroupCommit
@@ -138,6 +141,7 @@ def create_app(
     app.router.add_routes(routes)
     app.router.add_routes(device_api_routes)
     app.router.add_routes(event_routes)
+    app.router.add_routes(async_routes)
     app.router.add_routes(kpi_routes)
 
     async def tracker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -330,6 +334,7 @@ def create_app(
         app.cleanup_ctx.append(listener_sockets_ctx)
     app.cleanup_ctx.append(telemetry_ctx)
     app.cleanup_ctx.append(command_path_ctx)
+    app.cleanup_ctx.append(async_commands_ctx)
     if primary:
         app.cleanup_ctx.append(listener_ctx)
         app.cleanup_ctx.append(housekeeping_ctx)
@@ -518,6 +523,11 @@ def _pruners(store: TrackerStore, settings: Settings) -> list[Coroutine[Any, Any
         ),
         _keep_pruning(
             "idempotency records", lambda _: records.prune(max_age=RETENTION), every=300.0
+        ),
+        _keep_pruning(
+            "asynchronous commands",
+            lambda _: AsyncCommands(store).prune(max_age=RETENTION),
+            every=300.0,
         ),
     ]
 

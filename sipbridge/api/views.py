@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sipbridge import catalog
 from sipbridge.api import keys
+from sipbridge.api.async_commands import start_async, wants_async
 from sipbridge.api.schemas import (
     BatchOut,
     CallBatchIn,
@@ -266,48 +268,66 @@ async def list_calls(request: web.Request) -> web.Response:
 # -- commands -----------------------------------------------------------------------------------
 
 
+Run = Callable[[CommandOptions], Awaitable["CommandResult | Planned"]]
+
+
 @routes.post("/v1/calls/{call_id}/{action}")
 async def call_action(request: web.Request) -> web.Response:
     call_id = _call_id(request)
     body = await read_json(request, allow_empty=True)
-    result = await request.app[keys.CONTROL].act_on_call(
-        call_id,
-        request.match_info["action"],
-        body,
-        _transport_param(request),
-        source=_source(request),
-        options=_options(request),
-    )
-    return _result_json(result)
+    control, transport = request.app[keys.CONTROL], _transport_param(request)
+
+    def run(options: CommandOptions) -> Awaitable[CommandResult | Planned]:
+        return control.act_on_call(
+            call_id,
+            request.match_info["action"],
+            body,
+            transport,
+            source=_source(request),
+            options=options,
+        )
+
+    return await _respond(request, run)
 
 
 @routes.post("/v1/phones/{phone}/commands")
 async def phone_command(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_model(request, CommandIn)
-    result = await request.app[keys.CONTROL].send_command(
-        phone_id,
-        body.command_uri,
-        body.data,
-        _transport_param(request),
-        source=_source(request),
-        options=_options(request),
-    )
-    return _result_json(result)
+    control, transport = request.app[keys.CONTROL], _transport_param(request)
+
+    def run(options: CommandOptions) -> Awaitable[CommandResult | Planned]:
+        return control.send_command(
+            phone_id,
+            body.command_uri,
+            body.data,
+            transport,
+            source=_source(request),
+            options=options,
+        )
+
+    return await _respond(request, run)
 
 
 @routes.post("/v1/phones/{phone}/dial")
 async def dial(request: web.Request) -> web.Response:
     phone_id = _phone_id(request)
     body = await read_json(request)
-    result = await request.app[keys.CONTROL].dial(
-        phone_id,
-        body,
-        _transport_param(request),
-        source=_source(request),
-        options=_options(request),
-    )
-    return _result_json(result)
+    control, transport = request.app[keys.CONTROL], _transport_param(request)
+
+    def run(options: CommandOptions) -> Awaitable[CommandResult | Planned]:
+        return control.dial(phone_id, body, transport, source=_source(request), options=options)
+
+    return await _respond(request, run)
+
+
+async def _respond(request: web.Request, run: Run) -> web.Response:
+    """Answer with the result; with `Prefer: respond-async` (RFC 7240), 202 at once and the
+    result later at /v1/commands/{id} (api/async_commands.py)."""
+    options = _options(request)
+    if options.dry_run or not wants_async(request):
+        return _result_json(await run(options))
+    return await start_async(request, run, options, _result_json)
 
 
 def _source(request: web.Request) -> str:

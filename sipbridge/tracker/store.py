@@ -258,6 +258,19 @@ CREATE TABLE idempotency (
     PRIMARY KEY (owner, key)
 ) WITHOUT ROWID;
 """,
+    # Asynchronous commands (`Prefer: respond-async`, api/async_commands.py): their state and,
+    # once they end, the answer the synchronous request would have had.
+    """
+CREATE TABLE async_commands (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    worker      INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    state       TEXT NOT NULL,
+    http_status INTEGER,
+    body        BLOB,
+    ended_at    REAL
+);
+""",
 )
 
 # (state before, state after) -> the event a call change is; (None, state): a call first seen.
