@@ -18,7 +18,7 @@ import click
 from aiohttp import ClientSession, web
 from pydantic import ValidationError
 
-from sipbridge.api import create_app
+from sipbridge.api import create_app, keys
 from sipbridge.api.openapi import build_openapi
 from sipbridge.config import ConfigFileError, Settings, load_settings
 from sipbridge.errors import SipBridgeError
@@ -142,7 +142,13 @@ async def _serve(
     servers: list[SimPhoneServer] = []
     pool = None
     if worker == 0 and settings.workers > 1:
-        pool = WorkerPool(settings.workers, config_file=config_file)
+        rules = app[keys.ALARM_RULES]
+        pool = WorkerPool(
+            settings.workers,
+            config_file=config_file,
+            on_unexpected_exit=rules.worker_exited,
+            on_settled=rules.worker_settled,
+        )
         await pool.start()
     try:
         if demo_phones:

@@ -7,10 +7,12 @@ import ipaddress
 
 from aiohttp import web
 
+from sipbridge.admin.alarm_rules import AlarmRules
 from sipbridge.admin.identity import KeyRing, UserGate
 from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.config import Settings
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.alarm_log import AlarmLog
 from sipbridge.tracker.credentials import Credentials
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,3 +25,5 @@ METRICS_ALLOW = web.AppKey(
 STARTED_AT = web.AppKey("started_at", float)
 USERS = web.AppKey("users", UserGate)
 KEY_RING = web.AppKey("key_ring", KeyRing)
+ALARM_LOG = web.AppKey("alarm_log", AlarmLog)
+ALARM_RULES = web.AppKey("alarm_rules", AlarmRules)

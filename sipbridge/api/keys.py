@@ -6,6 +6,8 @@ from aiohttp import web
 
 # The keys the device API reads too: one object each (admin/keys.py).
 from sipbridge.admin.keys import (
+    ALARM_LOG,
+    ALARM_RULES,
     AUTH_THROTTLE,
     CREDENTIALS,
     KEY_RING,
@@ -40,6 +42,8 @@ LANES = web.AppKey("lanes", Lanes)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 
 __all__ = [
+    "ALARM_LOG",
+    "ALARM_RULES",
     "API_KEYS",
     "AUTH_THROTTLE",
     "CONTROL",
