@@ -3,6 +3,7 @@ an unreachable phone (sipp) alarmed and cleared, history kept over a restart, a 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -11,6 +12,7 @@ from aiohttp import encode_basic_auth, web
 from sipbridge.api import create_app, keys
 from sipbridge.errors import StartupError
 from sipbridge.tracker.alarm_log import Alarm
+from tests.certs import make_authority
 from tests.helpers import SippPhone, free_port
 from tests.integration.conftest import AUTH, Borrowed, gateway_settings, register
 
@@ -163,3 +165,22 @@ async def test_a_listener_that_cannot_bind_is_a_critical_alarm_cleared_by_the_ne
         ("cleared", "sip-listener"),
     ]
     assert "Address already in use" in details[0]["description"]
+
+
+async def test_a_certificate_expiring_within_30_days_is_a_major_alarm(gateway_factory, tmp_path):
+    issued = make_authority(tmp_path).issue("sipbridge")  # valid for two days
+    client = await gateway_factory(
+        admin_password=PASSWORD, tls_cert_file=issued.cert_file, tls_key_file=issued.key_file
+    )
+    active = None
+    for _ in range(50):  # checked by a housekeeping task right after the start
+        response = await client.get("/api/v1/alarms/active", headers=BASIC)
+        if response.status == 200:
+            active = await response.json()
+            break
+        await asyncio.sleep(0.05)
+    assert active is not None
+    [item] = active["alarms"]
+    detail = await get_json(client, item["url"])
+    assert (detail["severity"], detail["source"]) == ("major", "tls_cert_file")
+    assert "expires on 20" in detail["description"]
