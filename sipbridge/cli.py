@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from sipbridge.admin import metrics
 from sipbridge.admin.cli import commands as admin_commands
-from sipbridge.api import create_app
+from sipbridge.api import create_app, keys
 from sipbridge.api.openapi import build_openapi
 from sipbridge.config import ConfigFileError, Settings, load_settings
 from sipbridge.errors import SipBridgeError
@@ -149,8 +149,13 @@ async def _serve(
     servers: list[SimPhoneServer] = []
     pool = None
     if worker == 0 and settings.workers > 1:
+        rules = app[keys.ALARM_RULES]
         pool = WorkerPool(
-            settings.workers, config_file=config_file, on_exit=metrics.worker_exited
+            settings.workers,
+            config_file=config_file,
+            on_unexpected_exit=rules.worker_exited,
+            on_settled=rules.worker_settled,
+            on_process_end=metrics.worker_exited,
         )
         await pool.start()
     try:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 _FIRST_RESTART_DELAY, _LONGEST_RESTART_DELAY = 1.0, 30.0
 _STOP_GRACE = 10.0
+# A restarted worker that has kept running this long is counted as recovered (`on_settled`).
+SETTLE_AFTER = 60.0
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
@@ -40,20 +42,40 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+ExitCallback = Callable[[int, int, int | None], None]  # (index, pid, exit code)
+
+
+def _ignore_exit(index: int, pid: int, code: int | None) -> None:
+    pass
+
+
+def _ignore_settled(index: int) -> None:
+    pass
+
+
 class WorkerPool:
-    """Workers 1..count-1; one that exits unasked is started again after a growing pause."""
+    """Workers 1..count-1; one that exits unasked is started again after a growing pause.
+
+    `on_unexpected_exit` hears of each such exit (the service raises an alarm), `on_settled`
+    of a restarted worker that has then run for `settle_after` seconds (the alarm clears),
+    `on_process_end(pid)` of every worker process that ended, asked or not (its metrics)."""
 
     def __init__(
         self,
         count: int,
         *,
         config_file: Path | None,
-        on_exit: Callable[[int], None] = lambda pid: None,
+        on_unexpected_exit: ExitCallback = _ignore_exit,
+        on_settled: Callable[[int], None] = _ignore_settled,
+        settle_after: float = SETTLE_AFTER,
+        on_process_end: Callable[[int], None] = _ignore_settled,
     ) -> None:
-        """`on_exit(pid)` is told of every worker process that ended (its metrics)."""
         self._count = count
-        self._on_exit = on_exit
+        self._on_process_end = on_process_end
         self._config_file = config_file
+        self._on_exit = on_unexpected_exit
+        self._on_settled = on_settled
+        self._settle_after = settle_after
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -64,6 +86,7 @@ class WorkerPool:
 
     async def _keep_running(self, index: int) -> None:
         delay = _FIRST_RESTART_DELAY
+        restarted = False
         while not self._stopping:
             process = await asyncio.create_subprocess_exec(
                 *worker_argv(index, self._config_file),
@@ -72,10 +95,18 @@ class WorkerPool:
             )
             self._processes[index] = process
             log.info("worker %d started (pid %d)", index, process.pid)
+            if restarted:
+                try:
+                    await asyncio.wait_for(asyncio.shield(process.wait()), self._settle_after)
+                except TimeoutError:
+                    restarted = False
+                    self._on_settled(index)
             code = await process.wait()
-            self._on_exit(process.pid)
+            self._on_process_end(process.pid)
             if self._stopping:
                 return
+            restarted = True
+            self._on_exit(index, process.pid, code)
             log.error("worker %d (pid %d) exited with %s; restarting in %.0f s",
                       index, process.pid, code, delay)  # fmt: skip
             await asyncio.sleep(delay)

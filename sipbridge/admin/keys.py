@@ -7,12 +7,14 @@ import ipaddress
 
 from aiohttp import web
 
+from sipbridge.admin.alarm_rules import AlarmRules
 from sipbridge.admin.identity import KeyRing, UserGate
 from sipbridge.admin.kpi_recorder import KpiRecorder
 from sipbridge.admin.metrics import Metrics
 from sipbridge.admin.throttle import FailureThrottle
 from sipbridge.config import Settings
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.alarm_log import AlarmLog
 from sipbridge.tracker.credentials import Credentials
 from sipbridge.tracker.kpi_log import KpiLog
 
@@ -29,3 +31,5 @@ KEY_RING = web.AppKey("key_ring", KeyRing)
 KPI_RECORDER = web.AppKey("kpi_recorder", KpiRecorder)
 KPI_LOG = web.AppKey("kpi_log", KpiLog)
 METRICS = web.AppKey("metrics", Metrics)
+ALARM_LOG = web.AppKey("alarm_log", AlarmLog)
+ALARM_RULES = web.AppKey("alarm_rules", AlarmRules)

@@ -20,7 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from sipbridge import catalog
+from sipbridge.admin.alarm_rules import AlarmRules
+from sipbridge.admin.alarm_views import routes as alarm_routes
 from sipbridge.admin.auth import device_api_middleware
+from sipbridge.admin.certificates import not_after
 from sipbridge.admin.identity import KeyRing, UserGate
 from sipbridge.admin.kpi import CommandCounters
 from sipbridge.admin.kpi_recorder import KpiRecorder
@@ -63,6 +66,7 @@ from sipbridge.sip.sender import NotifySender
 from sipbridge.sip.uri import uri_host
 from sipbridge.tls import server_context, sip_tls
 from sipbridge.tracker import TrackerStore
+from sipbridge.tracker.alarm_log import AlarmLog
 from sipbridge.tracker.async_commands import AsyncCommands
 from sipbridge.tracker.credentials import Credentials
 from sipbridge.tracker.event_log import EventLog
@@ -143,6 +147,7 @@ def create_app(
     app.router.add_routes(event_routes)
     app.router.add_routes(async_routes)
     app.router.add_routes(kpi_routes)
+    app.router.add_routes(alarm_routes)
 
     async def tracker_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store or TrackerStore(settings.database_path)
@@ -155,6 +160,23 @@ def create_app(
         app[keys.KEY_RING] = KeyRing(app[keys.API_KEYS], credentials)
         yield
         app[keys.STORE].close()
+
+    async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The alarm rules of this worker and their view of the active alarms, re-read every
+        ALARM_SYNC_EVERY seconds so an alarm raised by another worker is cleared here too."""
+        alarm_log = AlarmLog(app[keys.STORE], history_max_rows=settings.alarm_history_max_rows)
+        rules = AlarmRules(
+            alarm_log,
+            unreachable_after=settings.alarm_unreachable_after,
+            active=_active_alarms(alarm_log),
+        )
+        app[keys.ALARM_LOG] = alarm_log
+        app[keys.ALARM_RULES] = rules
+        task = asyncio.get_running_loop().create_task(_sync_alarms(alarm_log, rules))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def phone_ctx(app: web.Application) -> AsyncIterator[None]:
         """Profiles, phone credentials and the phone REST client; a bad file stops the start."""
@@ -188,7 +210,13 @@ def create_app(
             # The next target only while Timer F still fits in the deadline (RFC 3263 §4.3).
             failover_within=settings.command_deadline - settings.transaction_timeout,
         )
-        agent.start()
+        part = f"user-agent:worker {worker}"
+        try:
+            agent.start()
+        except StartupError as exc:  # its port in use, a bad address: a critical alarm
+            app[keys.ALARM_RULES].start_failed(part, exc.detail)
+            raise
+        app[keys.ALARM_RULES].started(part)
         app[keys.SENDER] = agent
         yield
         agent.stop()
@@ -201,11 +229,13 @@ def create_app(
                 settings.listener_host, settings.listen_port, tls_port=tls_port
             )
         except OSError as exc:
+            app[keys.ALARM_RULES].start_failed("sip-listener", str(exc.strerror))
             raise StartupError(
                 f"cannot listen for SIP on {settings.listener_host}:{settings.listen_port}"
                 + (f" (TLS {tls_port})" if tls_port is not None else "")
                 + f": {exc.strerror}"
             ) from exc
+        app[keys.ALARM_RULES].started("sip-listener")
         app[keys.LISTENER_SOCKETS] = sockets
         yield
         sockets.close()  # the listener's servers close those they served; again is harmless
@@ -257,6 +287,8 @@ def create_app(
             loop.create_task(_expire_registrations(app)),
             loop.create_task(_prune_command_log(app[keys.STORE], settings)),
             *(loop.create_task(pruner) for pruner in _pruners(app[keys.STORE], settings)),
+            loop.create_task(_watch_rate_limit(app[keys.LISTENER], app[keys.ALARM_RULES])),
+            loop.create_task(_watch_certificates(settings, app[keys.ALARM_RULES])),
         ]
         yield
         for task in background:
@@ -268,7 +300,9 @@ def create_app(
         """What counts and watches the command path: alarms, KPIs, metrics (admin/)."""
         app[keys.KPI_COUNTERS] = CommandCounters()
         app[keys.METRICS] = Metrics()
-        app[keys.TELEMETRY] = Telemetry(app[keys.KPI_COUNTERS], app[keys.METRICS])
+        app[keys.TELEMETRY] = Telemetry(
+            app[keys.KPI_COUNTERS], app[keys.METRICS], app[keys.ALARM_RULES]
+        )
         yield
 
     async def events_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -328,6 +362,7 @@ def create_app(
             Heartbeats(app[keys.STORE]).forget(worker)
 
     app.cleanup_ctx.append(tracker_ctx)
+    app.cleanup_ctx.append(alarms_ctx)
     app.cleanup_ctx.append(phone_ctx)
     app.cleanup_ctx.append(user_agent_ctx)
     if primary:
@@ -342,6 +377,61 @@ def create_app(
     app.cleanup_ctx.append(kpi_ctx)
     app.cleanup_ctx.append(heartbeat_ctx)
     return app
+
+
+ALARM_SYNC_EVERY = 5.0
+RATE_LIMIT_SAMPLE_EVERY = 10.0
+CERTIFICATE_CHECK_EVERY = 86_400.0
+
+
+def _active_alarms(alarm_log: AlarmLog) -> dict[str, str]:
+    try:
+        return alarm_log.active_keys()
+    except SipBridgeError as exc:
+        log.error("could not read the active alarms: %s", exc.detail)
+        return {}
+
+
+async def _sync_alarms(alarm_log: AlarmLog, rules: AlarmRules) -> None:
+    while True:
+        await asyncio.sleep(ALARM_SYNC_EVERY)
+        try:
+            rules.sync(alarm_log.active_keys())
+        except SipBridgeError as exc:
+            log.error("could not read the active alarms: %s", exc.detail)
+
+
+async def _watch_rate_limit(
+    listener: SipListener, rules: AlarmRules, every: float = RATE_LIMIT_SAMPLE_EVERY
+) -> None:
+    """Worker 0's listener: what its rate limit dropped, sampled every `every` seconds."""
+    stats = listener.core.stats
+    seen = stats.rate_limited
+    while True:
+        await asyncio.sleep(every)
+        now = stats.rate_limited
+        rules.rate_limit_sample(now - seen, every)
+        seen = now
+
+
+async def _watch_certificates(
+    settings: Settings, rules: AlarmRules, every: float = CERTIFICATE_CHECK_EVERY
+) -> None:
+    """The TLS certificates' expiry, at start and once a day."""
+    files = {"tls_cert_file": settings.tls_cert_file}
+    if settings.http_tls_cert_file is not None:
+        files["http_tls_cert_file"] = settings.http_tls_cert_file
+    while True:
+        for setting, path in files.items():
+            if path is None:
+                continue
+            try:
+                expires = not_after(path)
+            except StartupError as exc:
+                log.error("%s: %s", setting, exc.detail)
+                continue
+            rules.certificate_checked(setting, expires, time.time())
+        await asyncio.sleep(every)
 
 
 async def _beat(app: web.Application, worker: int) -> None:

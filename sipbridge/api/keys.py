@@ -6,6 +6,8 @@ from aiohttp import web
 
 # The keys the device API reads too: one object each (admin/keys.py).
 from sipbridge.admin.keys import (
+    ALARM_LOG,
+    ALARM_RULES,
     AUTH_THROTTLE,
     CREDENTIALS,
     KEY_RING,
@@ -49,6 +51,8 @@ SIP_FEED = web.AppKey("sip_feed", SipFeed)
 RELAY = web.AppKey("relay", ActionUriRelay)
 
 __all__ = [
+    "ALARM_LOG",
+    "ALARM_RULES",
     "API_KEYS",
     "AUTH_THROTTLE",
     "CONTROL",

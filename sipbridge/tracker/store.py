@@ -190,7 +190,7 @@ CREATE TABLE api_keys (
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE alarms_active (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     key         TEXT NOT NULL UNIQUE,
     severity    TEXT NOT NULL,
     source      TEXT NOT NULL,
@@ -199,7 +199,7 @@ CREATE TABLE alarms_active (
     changed_at  REAL NOT NULL
 );
 CREATE TABLE alarm_history (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     key         TEXT NOT NULL,
     severity    TEXT NOT NULL,
     source      TEXT NOT NULL,
