@@ -1,6 +1,8 @@
 -- wrk script for bench/run: one call action per request, against sipbridge or Kamailio.
 --
--- BENCH_TARGET   sipbridge: POST /v1/calls/bench-<i>@bench/hold (Bearer BENCH_API_KEY)
+-- BENCH_TARGET   sipbridge: POST /v1/calls/bench-<i>@bench/hold?force=true (Bearer
+--                           BENCH_API_KEY; force: a call is held again and again, past the
+--                           state guard, which checks the call already located)
 --                kamailio:  POST /RPC  {"method": "tm.t_uac_wait", ... "id": <i>} carrying the
 --                           same NOTIFY headers and body as sipbridge sends
 -- BENCH_CALLS    calls preloaded as bench-0@bench .. bench-<CALLS-1>@bench (sipbridge)
@@ -86,7 +88,7 @@ function request()
       built = wrk.format("POST", "/RPC", { ["Content-Type"] = "application/json" },
          rpc_body(i, call_id))
    else
-      built = wrk.format("POST", "/v1/calls/" .. call_id .. "/hold",
+      built = wrk.format("POST", "/v1/calls/" .. call_id .. "/hold?force=true",
          { ["Authorization"] = "Bearer " .. api_key })
    end
    -- Timed from here, as wrk times from the write: building a JSON-RPC body costs more than a

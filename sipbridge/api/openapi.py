@@ -127,12 +127,41 @@ _IDEMPOTENCY_KEY = {
     "nothing; the same key with another request is 422.",
     "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
 }
-_COMMAND_PARAMS = [_TRANSPORT, _DRY_RUN, _CLIENT_STATE, _IDEMPOTENCY_KEY]
+_PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "respond-async (RFC 7240): 202 at once with Location /v1/commands/{id}; the "
+    "result is kept there. Refusals (4xx) are still answered at once.",
+    "schema": {"type": "string"},
+}
+_COMMAND_PARAMS = [_TRANSPORT, _DRY_RUN, _CLIENT_STATE, _IDEMPOTENCY_KEY, _PREFER]
+_ACCEPTED = {
+    "description": "Accepted (Prefer: respond-async): {id, state, location}",
+    "headers": {"Location": {"schema": {"type": "string"}}},
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id", "state", "location"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "state": {"type": "string", "enum": ["queued"]},
+                    "location": {"type": "string"},
+                },
+            }
+        }
+    },
+}
 
 
 def _command_ok() -> dict[str, Any]:
     schema = {"oneOf": [_ref(schemas.CommandResultOut), _ref(schemas.DryRunOut)]}
     return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
+def _command_responses() -> dict[str, Any]:
+    return {"200": _command_ok(), "202": _ACCEPTED, **_problems(*_COMMAND_ERRORS)}
 
 
 _FEED_ERRORS = (400, 401, 404, 415, 422, 503)
@@ -188,7 +217,7 @@ def build_openapi() -> dict[str, Any]:
                 "summary": "Send one catalog command to a phone",
                 "parameters": _COMMAND_PARAMS,
                 "requestBody": _json_body(schemas.CommandIn),
-                "responses": {"200": _command_ok(), **_problems(*_COMMAND_ERRORS)},
+                "responses": _command_responses(),
             },
         },
         "/v1/phones/{phone}/dial": {
@@ -197,7 +226,7 @@ def build_openapi() -> dict[str, Any]:
                 "summary": "Place a call from a phone",
                 "parameters": _COMMAND_PARAMS,
                 "requestBody": _json_body(DialBody),
-                "responses": {"200": _command_ok(), **_problems(*_COMMAND_ERRORS)},
+                "responses": _command_responses(),
             },
         },
         "/v1/commands": {
@@ -267,14 +296,28 @@ def build_openapi() -> dict[str, Any]:
             "summary": action.summary,
             "description": f"Sends the Poly command `{action.command}` to the phone with the call.",
             "parameters": [*_COMMAND_PARAMS, *([_FORCE] if action.requires else [])],
-            "responses": {
-                "200": _command_ok(),
-                **_problems(*_COMMAND_ERRORS),
-            },
+            "responses": _command_responses(),
         }
         if action.body.model_fields:
             operation["requestBody"] = _json_body(action.body)
         paths[f"/v1/calls/{{call_id}}/{action.name}"] = {"parameters": [call], "post": operation}
+    paths["/v1/commands/{id}"] = {
+        "get": {
+            "summary": "An asynchronous command: queued, then completed or failed",
+            "description": "`result` is the body the synchronous request would have had, "
+            "`http_status` its status.",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_problems(401, 404, 422),
+            },
+        }
+    }
     paths["/v1/events"] = {
         "get": {
             "summary": "Events as Server-Sent Events, resumable with Last-Event-ID",
