@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,10 @@ pytestmark = pytest.mark.integration
 ASYNC = {**AUTH, "Prefer": "respond-async", "Client-State": "async-1"}
 
 
-async def _until_ended(client, location: str, within: float = 10.0) -> dict:
+async def _until_ended(client, location: str, within: float = 10.0) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        body = await (await client.get(location, headers=AUTH)).json()
+        body: dict[str, Any] = await (await client.get(location, headers=AUTH)).json()
         if body["state"] != "queued":
             return body
         await asyncio.sleep(0.05)
