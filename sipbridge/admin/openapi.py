@@ -44,33 +44,74 @@ def _problem(description: str, problem_ref: dict[str, str]) -> dict[str, Any]:
     }
 
 
+_DESCRIBED_ELSEWHERE = {
+    "/api/v1/alarms/active": "Active alarms, a page at a time (limit, after, before).",
+    "/api/v1/alarms/active/lastChange": "When the active alarms last changed.",
+    "/api/v1/alarms/active/{id}": "One active alarm.",
+    "/api/v1/alarms/history": "Alarm history, raised and cleared, a page at a time.",
+    "/api/v1/alarms/history/{id}": "One history alarm.",
+    "/api/v1/kpi/{tail}": "The KPI tree below /kpi: current, history, interval (docs).",
+}
+_PARAMS = {
+    "id": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+    "tail": {"name": "tail", "in": "path", "required": True, "schema": {"type": "string"}},
+}
+_PAGE_PARAMS = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+    for name in ("limit", "after", "before")
+]
+
+
 def paths(problem_ref: dict[str, str]) -> dict[str, Any]:
-    """Operations for the device-API routes this module knows the bodies of."""
+    """An operation for every GET the permission table lists."""
     out: dict[str, Any] = {}
-    for route, (model, summary) in _BODIES.items():
-        resource = permissions.resource(route)
-        assert resource is not None, route
+    for resource in permissions.RESOURCES:
+        route = resource.route
         needed = resource.methods["GET"]
-        responses: dict[str, Any] = {
-            "200": {
-                "description": "OK",
-                "content": {
-                    "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}
-                },
-            },
-            **{status: _problem(text, problem_ref) for status, text in _ERRORS.items()},
-        }
+        problems = {status: _problem(text, problem_ref) for status, text in _ERRORS.items()}
         retry = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
-        responses["429"]["headers"] = retry
-        out[route] = {
-            "get": {
-                "operationId": "device_"
-                + (route.removeprefix("/api").strip("/").replace("/", "_") or "versions"),
-                "tags": ["device API"],
-                "summary": summary,
-                "description": f"Needs {needed.title}.",
-                "security": [{"deviceUser": []}],
-                "responses": responses,
+        problems["429"]["headers"] = retry
+        parameters: list[dict[str, Any]] = [
+            _PARAMS[name] for name in ("id", "tail") if "{" + name + "}" in route
+        ]
+        if route in _BODIES:
+            model, summary = _BODIES[route]
+            ok: dict[str, Any] = {"$ref": _REF.format(model=model.__name__)}
+            responses: dict[str, Any] = {
+                "200": {"description": "OK", "content": {"application/json": {"schema": ok}}},
+                **problems,
             }
+        else:
+            summary = _DESCRIBED_ELSEWHERE[route]
+            if route.endswith(("/active", "/history")):
+                parameters += _PAGE_PARAMS
+            responses = {
+                "200": {
+                    "description": "OK (docs/device-api-alarms.md, docs/device-api-kpi.md)",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "204": {"description": "Nothing there (an empty page or folder)"},
+                "404": _problem("No such alarm, KPI node or change yet", problem_ref),
+                "422": _problem("A parameter breaks its rule; `errors` names it", problem_ref),
+                **problems,
+            }
+        operation: dict[str, Any] = {
+            "operationId": "device_"
+            + (
+                route.removeprefix("/api")
+                .strip("/")
+                .replace("/", "_")
+                .replace("{", "")
+                .replace("}", "")
+                or "versions"
+            ),
+            "tags": ["device API"],
+            "summary": summary,
+            "description": f"Needs {needed.title}.",
+            "security": [{"deviceUser": []}],
+            "responses": responses,
         }
+        if parameters:
+            operation["parameters"] = parameters
+        out[route] = {"get": operation}
     return out

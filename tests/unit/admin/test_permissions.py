@@ -85,3 +85,13 @@ def test_levels_parse_and_order(text, level):
 def test_an_unknown_level_names_the_choices():
     with pytest.raises(ValueError, match="monitor, administrator, security-administrator"):
         Level.parse("root")
+
+
+def test_the_openapi_describes_every_device_resource():
+    from sipbridge.api.openapi import build_openapi
+
+    paths = build_openapi()["paths"]
+    for resource in permissions.RESOURCES:
+        operation = paths[resource.route]["get"]
+        assert operation["security"] == [{"deviceUser": []}], resource.route
+        assert {"401", "403", "429", "503"} <= set(operation["responses"]), resource.route
