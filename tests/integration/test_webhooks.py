@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -50,8 +51,10 @@ class Receiver:
             await asyncio.sleep(self.delay)
         status = self.answers.pop(0) if self.answers else 200
         if status in (301, 302, 307):
-            raise web.HTTPFound("/elsewhere") if status == 302 else web.HTTPTemporaryRedirect(
-                "/elsewhere"
+            raise (
+                web.HTTPFound("/elsewhere")
+                if status == 302
+                else web.HTTPTemporaryRedirect("/elsewhere")
             )
         return web.Response(status=status)
 
@@ -85,10 +88,11 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-async def subscribe(client, url: str, **body) -> dict:
+async def subscribe(client, url: str, **body) -> dict[str, Any]:
     response = await client.post("/v1/webhooks", json={"url": url, **body}, headers=AUTH)
     assert response.status == 201, await response.text()
-    return await response.json()
+    created: dict[str, Any] = await response.json()
+    return created
 
 
 @pytest.fixture
