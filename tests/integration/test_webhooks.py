@@ -200,7 +200,7 @@ async def test_targets_outside_webhook_allow_are_refused(gateway, url):
 
 async def test_a_redirect_is_not_followed(gateway_factory, receiver):
     gateway = await gateway_factory(webhook_backoff_base=0.05, webhook_backoff_cap=0.1)
-    receiver.answers = [302]
+    receiver.answers = [307]  # 307 keeps the POST: a followed redirect would reach /elsewhere
     hook = await subscribe(gateway, receiver.url, types=["phone.registered"])
     await register(gateway, "1005", "sip:1005@127.0.0.1:5999")
     await wait_until(lambda: len(receiver.got) == 2)
