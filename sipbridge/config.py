@@ -338,6 +338,27 @@ class Settings(BaseSettings):
         description="Consecutive timeouts after which a phone is alarmed unreachable "
         "(cleared by its next answer).",
     )
+    # -- webhooks (issue #18; docs/events-webhooks.md) -------------------------------------------
+    webhook_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("127.0.0.0/8", "::1/128"),
+        description="Networks webhook URLs may resolve to (an SSRF guard, checked at creation "
+        "and at every delivery); default loopback only.",
+    )
+    webhook_max_tries: int = Field(
+        default=12, ge=1, le=100, description="Attempts per delivery before it is dead-lettered."
+    )
+    webhook_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds one webhook POST may take, all told."
+    )
+    webhook_backoff_base: float = Field(
+        default=2.0, gt=0, le=3_600, description="Seconds of the first retry step (doubling)."
+    )
+    webhook_backoff_cap: float = Field(
+        default=3_600.0, gt=0, le=86_400, description="Longest retry step, in seconds."
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Webhook POSTs in flight at once."
+    )
 
     @field_validator(
         "api_keys",
@@ -346,6 +367,7 @@ class Settings(BaseSettings):
         "phone_networks",
         "dns_nameservers",
         "metrics_allow",
+        "webhook_allow",
         mode="before",
     )
     @classmethod
@@ -371,7 +393,7 @@ class Settings(BaseSettings):
             ipaddress.ip_address(value)
         return value
 
-    @field_validator("sip_allow", "phone_networks", "metrics_allow")
+    @field_validator("sip_allow", "phone_networks", "metrics_allow", "webhook_allow")
     @classmethod
     def _are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for network in value:

@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from sipbridge import catalog
@@ -43,6 +44,8 @@ from sipbridge.api.idempotency import RETENTION, idempotency_middleware
 from sipbridge.api.openapi import build_openapi
 from sipbridge.api.problems import problem_middleware
 from sipbridge.api.views import routes
+from sipbridge.api.webhook_delivery import Deliverer
+from sipbridge.api.webhooks import routes as webhook_routes
 from sipbridge.commands import CallControl, Journal, Lanes, Planner, SharedPhoneLocks
 from sipbridge.config import Settings
 from sipbridge.errors import SipBridgeError, StartupError
@@ -76,6 +79,7 @@ from sipbridge.tracker.idempotency import IdempotencyRecords
 from sipbridge.tracker.kpi_log import KpiLog
 from sipbridge.tracker.sip_feed import RegisterAuth, SipFeed
 from sipbridge.tracker.subscriptions import DialogSubscriptions
+from sipbridge.tracker.webhook_store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,7 @@ def create_app(
 
     app.router.add_get("/v1/openapi.json", openapi_view)
     app.router.add_routes(routes)
+    app.router.add_routes(webhook_routes)
     app.router.add_routes(device_api_routes)
     app.router.add_routes(event_routes)
     app.router.add_routes(async_routes)
@@ -296,6 +301,21 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The webhook outbox (api/webhook_delivery.py): one task, worker 0 only."""
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.webhook_concurrency),
+            auto_decompress=False,
+        )
+        deliverer = Deliverer(WebhookStore(app[keys.STORE]), settings, session)
+        task = asyncio.get_running_loop().create_task(deliverer.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await deliverer.close()
+        await session.close()
+
     async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
         """What counts and watches the command path: alarms, KPIs, metrics (admin/)."""
         app[keys.KPI_COUNTERS] = CommandCounters()
@@ -373,6 +393,7 @@ def create_app(
     if primary:
         app.cleanup_ctx.append(listener_ctx)
         app.cleanup_ctx.append(housekeeping_ctx)
+        app.cleanup_ctx.append(webhooks_ctx)
     app.cleanup_ctx.append(events_ctx)
     app.cleanup_ctx.append(kpi_ctx)
     app.cleanup_ctx.append(heartbeat_ctx)

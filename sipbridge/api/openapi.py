@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from sipbridge import __version__
 from sipbridge.admin import openapi as device_openapi
-from sipbridge.api import schemas
+from sipbridge.api import schemas, webhooks
 from sipbridge.api.problems import PROBLEM_CONTENT_TYPE
 from sipbridge.catalog import CALL_ID_PATTERN
 from sipbridge.commands.actions import (
@@ -179,7 +179,7 @@ def _path_param(name: str, pattern: str, description: str) -> dict[str, Any]:
 
 
 def build_openapi() -> dict[str, Any]:
-    models = (*_MODELS, *device_openapi.MODELS)
+    models = (*_MODELS, *webhooks.MODELS, *device_openapi.MODELS)
     _, definitions = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     phone = _path_param("phone", PHONE_ID_PATTERN, "Phone id (e.g. the extension).")
     call = _path_param("call_id", CALL_ID_PATTERN, "SIP Call-ID, percent-encoded.")
@@ -356,6 +356,7 @@ def build_openapi() -> dict[str, Any]:
             },
         }
     }
+    paths.update(webhooks.openapi_paths(_ref(schemas.Problem), _ref))
     paths.update(device_openapi.paths(_ref(schemas.Problem)))
     return {
         "openapi": "3.1.0",

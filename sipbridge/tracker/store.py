@@ -271,6 +271,39 @@ CREATE TABLE async_commands (
     ended_at    REAL
 );
 """,
+    # Webhooks (tracker/webhook_store.py): the subscriptions, one cursor into the event log, and
+    # the outbox of deliveries, each holding its payload so event pruning cannot lose it.
+    """
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    url        TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    types      TEXT NOT NULL,
+    phone      TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE webhook_cursor (
+    only     INTEGER PRIMARY KEY CHECK (only = 0),
+    event_id INTEGER NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY,
+    webhook_id   TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    message_id   TEXT NOT NULL,
+    event_id     INTEGER,
+    payload      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    tries        INTEGER NOT NULL DEFAULT 0,
+    next_at      REAL NOT NULL,
+    created_at   REAL NOT NULL,
+    last_at      REAL,
+    last_status  INTEGER,
+    last_error   TEXT,
+    latency_ms   REAL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries(webhook_id, id);
+""",
 )
 
 # (state before, state after) -> the event a call change is; (None, state): a call first seen.
