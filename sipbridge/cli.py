@@ -23,6 +23,7 @@ from sipbridge.admin import metrics
 from sipbridge.admin.cli import commands as admin_commands
 from sipbridge.api import create_app, keys
 from sipbridge.api.openapi import build_openapi
+from sipbridge.client import commands as client_commands
 from sipbridge.config import ConfigFileError, Settings, load_settings
 from sipbridge.errors import SipBridgeError
 from sipbridge.sim import SimPhone, SimPhoneServer
@@ -304,5 +305,8 @@ def profiles_command(config_file: Path | None) -> None:
         )
 
 
-for _command in admin_commands(_settings, config_option):
+for _command in (
+    *admin_commands(_settings, config_option),
+    *client_commands(_settings, config_option),
+):
     main.add_command(_command)

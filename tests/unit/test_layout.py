@@ -39,6 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "admin",
     },
     "workers": {"errors", "config"},
+    "client": {"errors", "config"},
     "cli": {
         "errors",
         "levels",
@@ -51,6 +52,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "config",
         "sim",
         "workers",
+        "client",
     },
     "__main__": {"cli"},
     "__init__": set(),
