@@ -18,6 +18,7 @@ from sipbridge.errors import AuthThrottled, Forbidden, NotSetUp, Unauthorized
 from sipbridge.levels import Level
 
 BASIC_CHALLENGE = 'Basic realm="sipbridge"'
+BEARER_CHALLENGE = 'Bearer realm="sipbridge"'
 
 HOW_TO_SET_UP = (
     "the device API has no user yet: create one with "
@@ -26,7 +27,8 @@ HOW_TO_SET_UP = (
 )
 
 
-def _throttled(request: web.Request, challenge: str) -> FailureThrottle:
+def throttled(request: web.Request, challenge: str = BEARER_CHALLENGE) -> FailureThrottle:
+    """The throttle, or 429 when the client's address failed too often (both schemes)."""
     throttle = request.app[keys.AUTH_THROTTLE]
     wait = throttle.retry_after(request.remote or "unknown")
     if wait is not None:
@@ -43,7 +45,7 @@ async def basic_level(request: web.Request) -> Level:
     gate = request.app[keys.USERS]
     if not gate.has_users():
         raise NotSetUp(HOW_TO_SET_UP)
-    throttle = _throttled(request, BASIC_CHALLENGE)
+    throttle = throttled(request, BASIC_CHALLENGE)
     client = request.remote or "unknown"
     given = parse_basic(request.headers.get("Authorization", ""))
     if given is None:
@@ -65,7 +67,7 @@ def bearer_level(request: web.Request) -> Level | None:
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return None
-    throttle = _throttled(request, 'Bearer realm="sipbridge"')
+    throttle = throttled(request)
     level = request.app[keys.KEY_RING].level_of(presented.strip())
     client = request.remote or "unknown"
     if level is None:

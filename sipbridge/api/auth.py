@@ -17,9 +17,8 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sipbridge.admin.auth import bearer_level, is_device_api
-from sipbridge.api import keys
-from sipbridge.errors import AuthThrottled, Forbidden, StartupError, Unauthorized
+from sipbridge.admin.auth import bearer_level, is_device_api, throttled
+from sipbridge.errors import Forbidden, StartupError, Unauthorized
 from sipbridge.levels import Level
 
 PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/health"})
@@ -39,22 +38,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     level = bearer_level(request)
     if level is None:
-        _throttle(request)
-        request.app[keys.AUTH_THROTTLE].failed(request.remote or "unknown")
+        throttled(request).failed(request.remote or "unknown")
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     needed = Level.MONITOR if request.method in READS else Level.ADMINISTRATOR
     if level < needed:
         raise Forbidden(f"{request.method} {path} needs a key of level {needed.title}")
     return await handler(request)
-
-
-def _throttle(request: web.Request) -> None:
-    wait = request.app[keys.AUTH_THROTTLE].retry_after(request.remote or "unknown")
-    if wait is not None:
-        raise AuthThrottled(
-            "too many requests with a wrong or missing API key from this address",
-            retry_after=wait,
-        )
 
 
 def stored_or_new_key(data_dir: Path) -> tuple[str, Path, bool]:
