@@ -156,27 +156,23 @@ def commands(load: SettingsLoader, config_option: Callable[[Any], Any]) -> list[
 
     made += [action(name) for name in ACTIONS]
 
-    @click.command()
-    @click.argument("call_id")
-    @click.argument("destination")
-    @as_json
-    @config_option
-    def transfer(call_id: str, destination: str, as_json: bool, config_file: Path | None) -> None:
-        """Blind-transfer a call to DESTINATION."""
-        settings = load(config_file)
-        url = f"{base_url(settings)}/v1/calls/{quote(call_id, safe='')}/transfer"
-        _call(url, api_key(settings), {"destination": destination}, as_json)
+    def action_with(name: str, field: str, summary: str) -> click.Command:
+        """An action whose body is one field, given as the second argument."""
 
-    @click.command()
-    @click.argument("call_id")
-    @click.argument("digits")
-    @as_json
-    @config_option
-    def dtmf(call_id: str, digits: str, as_json: bool, config_file: Path | None) -> None:
-        """Send DTMF DIGITS on a call."""
-        settings = load(config_file)
-        url = f"{base_url(settings)}/v1/calls/{quote(call_id, safe='')}/dtmf"
-        _call(url, api_key(settings), {"digits": digits}, as_json)
+        @click.command(name=name, help=summary)
+        @click.argument("call_id")
+        @click.argument(field)
+        @as_json
+        @config_option
+        def run(call_id: str, as_json: bool, config_file: Path | None, **given: str) -> None:
+            settings = load(config_file)
+            url = f"{base_url(settings)}/v1/calls/{quote(call_id, safe='')}/{name}"
+            _call(url, api_key(settings), {field: given[field]}, as_json)
+
+        return run
+
+    transfer = action_with("transfer", "destination", "Blind-transfer a call to DESTINATION.")
+    dtmf = action_with("dtmf", "digits", "Send DTMF DIGITS on a call.")
 
     @click.command()
     @click.argument("phone")
