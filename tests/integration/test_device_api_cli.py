@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ def _env(data_dir: Path) -> dict[str, str]:
     env.update(
         {
             "SIPBRIDGE_DATA_DIR": str(data_dir),
-            "SIPBRIDGE_HTTP_PORT": str(free_port()),
+            "SIPBRIDGE_HTTP_PORT": str(free_port(socket.SOCK_STREAM)),  # a TCP port
             "SIPBRIDGE_SIP_PORT": str(free_port()),
             "SIPBRIDGE_LISTEN_PORT": str(free_port()),
             "SIPBRIDGE_SUBSCRIBE_DIALOGS": "none",
